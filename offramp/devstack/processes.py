@@ -56,6 +56,8 @@ class ManagedProcess:
         self.env = dict(env) if env is not None else None
         self.cwd = cwd
         self._proc: subprocess.Popen[bytes] | None = None
+        # Where this run's output starts in the (appended) log, to wait for a line of this run.
+        self.log_offset = 0
 
     @property
     def pid(self) -> int | None:
@@ -63,6 +65,7 @@ class ManagedProcess:
 
     def start(self) -> ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
                 self.argv,
@@ -90,6 +93,14 @@ class ManagedProcess:
                     return
             time.sleep(0.05)
         raise ProcessFailed(f"{self.name}: no {what} within {timeout:.0f}s:\n{self.log_tail()}")
+
+    def log_since_start(self) -> bytes:
+        with self.log_path.open("rb") as log:
+            log.seek(self.log_offset)
+            return log.read()
+
+    def wait_for_log(self, needle: str, timeout: float = 60.0) -> None:
+        self.wait_until(lambda: needle.encode() in self.log_since_start(), timeout, repr(needle))
 
     def wait_for_port(self, port: int, timeout: float = 30.0) -> None:
         self.wait_until(lambda: port_open(port), timeout, f"listener on port {port}")
