@@ -144,6 +144,13 @@ class LocalChain:
     def config(self, confirmations: int = 1) -> ChainConfig:
         return local_chain_config(self.rpc_url, self.token_address, confirmations=confirmations)
 
+    def write_chains_file(self, path: Path, confirmations: int = 1) -> Path:
+        """The `OFFRAMP_CHAINS_FILE` a worker reads to serve this chain."""
+        config = self.config(confirmations=confirmations).model_dump(mode="json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({LOCAL_CHAIN_NAME: config}, indent=2) + "\n")
+        return path
+
 
 def prepare_chain(rpc_url: str) -> LocalChain:
     w3 = web3_for(rpc_url)

@@ -1,0 +1,196 @@
+"""The local stack: Temporal dev server, anvil with the test token, Kado simulator and worker, as
+children of one supervisor. Ctrl-C / SIGTERM stops them all; data under `data_dir` persists, so
+workflows (SQLite) and the chain (anvil state file) survive a restart of the stack."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from offramp.config import DEFAULT_TASK_QUEUE
+from offramp.devstack.binaries import PROJECT_ROOT
+from offramp.devstack.chain import (
+    HOT_WALLET,
+    HOT_WALLET_KEY,
+    LocalChain,
+    anvil_process,
+    prepare_chain,
+    web3_for,
+)
+from offramp.devstack.processes import ManagedProcess, ProcessFailed
+from offramp.devstack.temporal_server import dev_server_process
+from offramp.devstack.worker_process import wait_worker_ready, worker_process
+
+READY_LINE = "local stack ready"
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    data_dir: Path = PROJECT_ROOT / "data"
+    temporal_port: int = 7233
+    ui_port: int = 8233
+    anvil_port: int = 8545
+    simulator_port: int = 8780
+    # Interval mining so confirmations advance on an idle chain, as on a real one.
+    block_time: float = 1.0
+    task_queue: str = DEFAULT_TASK_QUEUE
+    confirmations: int = 2
+    with_simulator: bool = True
+    with_worker: bool = True
+
+
+@dataclass
+class StackInfo:
+    temporal_address: str
+    web_ui_url: str
+    rpc_url: str
+    chain: LocalChain
+    simulator_url: str | None
+    task_queue: str
+    hot_wallet: str
+    chains_file: Path
+    pids: dict[str, int] = field(default_factory=dict)
+
+    def describe(self) -> list[tuple[str, str]]:
+        rows = [
+            ("Temporal", self.temporal_address),
+            ("Web UI", self.web_ui_url),
+            ("Chain RPC", f"{self.rpc_url} (chain id {self.chain.chain_id})"),
+            ("Test token", f"USDC {self.chain.token_address}"),
+            ("Hot wallet", self.hot_wallet),
+            ("Task queue", self.task_queue),
+        ]
+        if self.simulator_url:
+            rows.append(("Kado simulator", self.simulator_url))
+        return rows
+
+    def worker_env(self) -> dict[str, str]:
+        env = {
+            "TEMPORAL_ADDRESS": self.temporal_address,
+            "TEMPORAL_NAMESPACE": "default",
+            "OFFRAMP_TASK_QUEUE": self.task_queue,
+            "OFFRAMP_CHAINS_FILE": str(self.chains_file),
+            # anvil's published development key: fine for the local stack only.
+            "OFFRAMP_HOT_WALLET_PRIVATE_KEY": HOT_WALLET_KEY,
+        }
+        if self.simulator_url:
+            env["OFFRAMP_KADO_BASE_URL"] = self.simulator_url
+        return env
+
+
+# (port, chain, data_dir) -> the simulator process, not yet started.
+SimulatorFactory = Callable[[int, LocalChain, Path], ManagedProcess]
+
+
+def simulator_process(port: int, chain: LocalChain, data_dir: Path) -> ManagedProcess:
+    """The Kado simulator (`python -m offramp.simulator`), watching the local chain."""
+    argv = [
+        sys.executable,
+        "-m",
+        "offramp.simulator",
+        "--port",
+        str(port),
+        "--rpc-url",
+        chain.rpc_url,
+        "--token-address",
+        chain.token_address,
+        "--data-file",
+        str(data_dir / "simulator-orders.json"),
+    ]
+    return ManagedProcess("simulator", argv, data_dir / "logs" / "simulator.log", cwd=PROJECT_ROOT)
+
+
+class LocalStack:
+    def __init__(
+        self, settings: StackSettings, simulator_factory: SimulatorFactory | None = None
+    ) -> None:
+        self.settings = settings
+        self.simulator_factory = simulator_factory
+        self.processes: dict[str, ManagedProcess] = {}
+        self.info: StackInfo | None = None
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.settings.data_dir / "logs"
+
+    def start(self) -> StackInfo:
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            temporal = dev_server_process(
+                s.temporal_port,
+                s.ui_port,
+                s.data_dir / "temporal.sqlite",
+                self.logs_dir / "temporal.log",
+            )
+            self._start("temporal", temporal)
+            anvil = anvil_process(
+                s.anvil_port,
+                self.logs_dir / "anvil.log",
+                block_time=s.block_time,
+                state_file=s.data_dir / "anvil-state.json",
+            )
+            self._start("anvil", anvil)
+            rpc_url = f"http://127.0.0.1:{s.anvil_port}"
+            anvil.wait_until(lambda: web3_for(rpc_url).eth.chain_id > 0, 30, "JSON-RPC")
+            temporal.wait_for_port(s.temporal_port)
+            temporal.wait_for_port(s.ui_port)
+            chain = prepare_chain(rpc_url)
+            chains_file = chain.write_chains_file(
+                s.data_dir / "chains.json", confirmations=s.confirmations
+            )
+            simulator_url = None
+            if s.with_simulator and self.simulator_factory is not None:
+                sim = self.simulator_factory(s.simulator_port, chain, s.data_dir)
+                self._start("simulator", sim)
+                sim.wait_for_port(s.simulator_port)
+                simulator_url = f"http://127.0.0.1:{s.simulator_port}"
+            info = StackInfo(
+                temporal_address=f"127.0.0.1:{s.temporal_port}",
+                web_ui_url=f"http://127.0.0.1:{s.ui_port}",
+                rpc_url=rpc_url,
+                chain=chain,
+                simulator_url=simulator_url,
+                task_queue=s.task_queue,
+                hot_wallet=HOT_WALLET,
+                chains_file=chains_file,
+            )
+            if s.with_worker:
+                worker = worker_process(info.worker_env(), self.logs_dir / "worker.log")
+                self._start("worker", worker)
+                wait_worker_ready(worker)
+            info.pids = {name: p.pid for name, p in self.processes.items() if p.pid is not None}
+            (s.data_dir / "stack.json").write_text(
+                json.dumps({"pids": info.pids, **dict(info.describe())}, indent=2)
+            )
+            self.info = info
+            return info
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, name: str, proc: ManagedProcess) -> None:
+        self.processes[name] = proc
+        proc.start()
+
+    def check(self) -> None:
+        """Raise if a child died: the supervisor then stops the rest rather than limp on."""
+        for name, proc in self.processes.items():
+            if not proc.running():
+                raise ProcessFailed(f"{name} exited unexpectedly:\n{proc.log_tail()}")
+
+    def supervise(self, poll_seconds: float = 0.5) -> None:
+        while True:
+            self.check()
+            time.sleep(poll_seconds)
+
+    def stop(self) -> None:
+        # Reverse start order: the worker first, so it never runs against a stopped server.
+        for _name, proc in reversed(list(self.processes.items())):
+            proc.stop()
+        stack_file = self.settings.data_dir / "stack.json"
+        stack_file.unlink(missing_ok=True)

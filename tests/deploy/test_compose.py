@@ -1,0 +1,146 @@
+"""docker-compose.yml cannot run here (no Docker engine): check it against the code instead."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+import yaml
+
+from offramp import search_attributes
+from offramp.config import ENV_PREFIX, EngineSettings
+from offramp.devstack.binaries import PROJECT_ROOT
+from offramp.devstack.chain import HOT_WALLET_KEY, LOCAL_CHAIN_ID, expected_token_address
+
+COMPOSE = PROJECT_ROOT / "docker-compose.yml"
+SCRIPTS = PROJECT_ROOT / "deploy" / "compose"
+# Temporal's own connection variables (temporalio.envconfig) the worker understands.
+TEMPORAL_ENV = {
+    "TEMPORAL_ADDRESS",
+    "TEMPORAL_NAMESPACE",
+    "TEMPORAL_API_KEY",
+    "TEMPORAL_TLS",
+    "TEMPORAL_TLS_CLIENT_CERT_PATH",
+    "TEMPORAL_TLS_CLIENT_KEY_PATH",
+    "TEMPORAL_TLS_SERVER_CA_CERT_PATH",
+    "TEMPORAL_TLS_SERVER_NAME",
+    "TEMPORAL_PROFILE",
+    "TEMPORAL_CONFIG_FILE",
+}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
+    return data
+
+
+def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    result: dict[str, dict[str, Any]] = compose["services"]
+    return result
+
+
+def published_port(service: dict[str, Any], container_port: int) -> bool:
+    return any(str(p).split(":")[-1] == str(container_port) for p in service.get("ports", []))
+
+
+def command_option(service: dict[str, Any], option: str) -> str:
+    command = service["command"]
+    return str(command[command.index(option) + 1])
+
+
+def test_every_service_the_worker_needs_exists(compose: dict[str, Any]) -> None:
+    svc = services(compose)
+    for name in (
+        "postgresql",
+        "temporal-schema",
+        "temporal",
+        "temporal-namespace",
+        "temporal-ui",
+        "anvil",
+        "chain-setup",
+        "kado-simulator",
+        "worker",
+    ):
+        assert name in svc, f"service {name} missing"
+    assert svc["worker"]["deploy"]["replicas"] == 2
+    # Every depends_on points at a defined service.
+    for name, service in svc.items():
+        for dep in service.get("depends_on", {}):
+            assert dep in svc, f"{name} depends on undefined {dep}"
+
+
+def test_images_are_pinned(compose: dict[str, Any]) -> None:
+    for name, service in services(compose).items():
+        image = service.get("image")
+        assert image, f"{name} has no image"
+        if "build" in service or image == "offramp-engine:local":
+            continue
+        tag = image.rsplit(":", 1)[-1] if ":" in image.split("/")[-1] else ""
+        assert re.fullmatch(r"v?\d+(\.\d+)+", tag), f"{name}: image {image} is not pinned"
+
+
+def test_long_running_services_have_healthchecks(compose: dict[str, Any]) -> None:
+    one_shot = {"temporal-schema", "temporal-namespace", "chain-setup"}
+    for name, service in services(compose).items():
+        if name not in one_shot:
+            assert "healthcheck" in service, f"{name} has no healthcheck"
+
+
+def test_worker_environment_matches_the_configuration_model(compose: dict[str, Any]) -> None:
+    env: dict[str, str] = services(compose)["worker"]["environment"]
+    settings_vars = {f"{ENV_PREFIX}{name.upper()}" for name in EngineSettings.model_fields}
+    for name in env:
+        assert name in settings_vars | TEMPORAL_ENV, f"worker sets unknown variable {name}"
+    assert env["OFFRAMP_TASK_QUEUE"] == EngineSettings.model_fields["task_queue"].default
+
+
+def test_worker_addresses_point_at_services_and_ports(compose: dict[str, Any]) -> None:
+    svc = services(compose)
+    env = svc["worker"]["environment"]
+    host, port = env["TEMPORAL_ADDRESS"].split(":")
+    assert host in svc and published_port(svc[host], int(port))
+    kado = urlparse(env["OFFRAMP_KADO_BASE_URL"])
+    assert kado.hostname == "kado-simulator"
+    assert command_option(svc["kado-simulator"], "--port") == str(kado.port)
+    # The chains file the worker reads is the one chain-setup writes, on a shared volume.
+    chains_file = env["OFFRAMP_CHAINS_FILE"]
+    assert command_option(svc["chain-setup"], "--chains-file") == chains_file
+    volume = chains_file.split("/")[1]
+    for name in ("chain-setup", "worker"):
+        assert any(str(v).split(":")[1] == f"/{volume}" for v in svc[name]["volumes"])
+
+
+def test_chain_matches_the_local_chain(compose: dict[str, Any]) -> None:
+    svc = services(compose)
+    anvil = svc["anvil"]
+    assert command_option(anvil, "--chain-id") == str(LOCAL_CHAIN_ID)
+    rpc = urlparse(command_option(svc["chain-setup"], "--rpc-url"))
+    assert rpc.hostname == "anvil" and command_option(anvil, "--port") == str(rpc.port)
+    assert command_option(svc["kado-simulator"], "--rpc-url") == rpc.geturl()
+    sim_token = command_option(svc["kado-simulator"], "--token-address")
+    assert sim_token == expected_token_address()
+
+
+def test_only_the_published_development_key_is_in_the_file() -> None:
+    keys = set(re.findall(r"0x[0-9a-fA-F]{64}", COMPOSE.read_text()))
+    assert keys <= {HOT_WALLET_KEY}
+
+
+def test_search_attributes_created_match_the_code() -> None:
+    script = (SCRIPTS / "create-namespace.sh").read_text()
+    block = script[script.index("for attr in") : script.index("\ndo\n")]
+    created = re.findall(r"(\w+=\w+)", block)
+    assert created == search_attributes.cli_definitions()
+
+
+def test_scripts_and_dockerfile_exist(compose: dict[str, Any]) -> None:
+    for name in ("temporal-schema", "temporal-namespace"):
+        script = services(compose)[name]["command"][-1]
+        assert (SCRIPTS / Path(script).name).exists()
+    dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
+    assert 'CMD ["python", "-m", "worker"]' in dockerfile
+    assert "constraints.txt" in dockerfile
