@@ -6,12 +6,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
-ORDERS ?= 20
 
 .PHONY: run test lint typecheck pytest deps stack token clean
 
 run: deps
-	$(BIN)/offramp demo --orders $(ORDERS)
+	$(BIN)/offramp dev
 
 stack: deps
 	$(BIN)/offramp dev

@@ -23,7 +23,7 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 ENV_PREFIX = "OFFRAMP_"
 DEFAULT_TASK_QUEUE = "offramp-sell-orders"
@@ -139,6 +139,12 @@ def load_settings(**overrides: Any) -> EngineSettings:
     """Read settings; a bad value raises ConfigError naming the variable, never echoing secrets."""
     try:
         return EngineSettings(**overrides)
+    except SettingsError as exc:
+        # Raised for a complex value (JSON) that does not parse; its message names the field.
+        field_name = str(exc).split('"')[1] if '"' in str(exc) else "*"
+        raise ConfigError(
+            f"invalid configuration: {_env_name((field_name,))}: not valid JSON"
+        ) from None
     except ValidationError as exc:
         problems = []
         for err in exc.errors(include_input=False, include_url=False):

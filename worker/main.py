@@ -42,7 +42,10 @@ async def run_worker(
     stop: asyncio.Event,
     temporal_env: Mapping[str, str] | None = None,
 ) -> None:
-    client = await connect(temporal_env)
+    try:
+        client = await connect(temporal_env)
+    except RuntimeError as exc:
+        raise ConfigError(f"cannot connect to Temporal (TEMPORAL_ADDRESS etc.): {exc}") from None
     resources = await WorkerResources.create(settings)
     try:
         worker = build_worker(client, settings, resources)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from eth_account import Account
+from eth_typing import ChecksumAddress
 from web3 import Web3
 from web3.types import TxParams, Wei
 
@@ -41,7 +42,7 @@ def token_artifact() -> dict[str, Any]:
     return artifact
 
 
-def expected_token_address() -> str:
+def expected_token_address() -> ChecksumAddress:
     """The token is the deployer's first transaction on a fresh chain, so its address is fixed."""
     return Web3.to_checksum_address(
         Web3.keccak(
@@ -99,7 +100,7 @@ def _send(w3: Web3, key: str, tx: TxParams) -> None:
 
 def ensure_token(w3: Web3) -> str:
     """Deploy the test token at its fixed address unless the (persisted) chain already has it."""
-    address = Web3.to_checksum_address(expected_token_address())
+    address = expected_token_address()
     if w3.eth.get_code(address):
         return address
     if w3.eth.get_transaction_count(DEPLOYER) != 0:
