@@ -54,6 +54,9 @@ class AssetConfig(BaseModel):
     decimals: int = Field(ge=0, le=36)
     per_order_cap: Decimal = Field(gt=0, description="most one order may pay, in whole units")
     daily_cap: Decimal = Field(gt=0, description="most the hot wallet pays per UTC day")
+    review_threshold: Decimal | None = Field(
+        default=None, gt=0, description="orders of at least this amount wait for an operator"
+    )
 
     @property
     def is_native(self) -> bool:
@@ -71,6 +74,26 @@ class ChainConfig(BaseModel):
     hot_wallet: Address
     max_fee_per_gas_cap_wei: int = Field(gt=0, description="stop bumping fees above this")
     assets: dict[str, AssetConfig]
+
+    # Sending (offramp.chain / workflows.payment / workflows.hot_wallet).
+    in_flight_limit: int = Field(default=16, ge=1, description="nonces reserved, not yet final")
+    bump_after_seconds: float = Field(
+        default=60.0, gt=0, description="bump the fee of a tx not mined within this"
+    )
+    poll_interval_seconds: float = Field(default=2.0, gt=0, description="receipt polling")
+    rpc_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="time limit of one RPC activity (e.g. sign-and-broadcast)"
+    )
+    reservation_timeout_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="a nonce reserved but not broadcast this long is checked for abandonment",
+    )
+    wallet_entity_suffix: str = Field(
+        default="",
+        pattern=r"^[A-Za-z0-9_.-]*$",
+        description="tests only: separates hot-wallet entities of chains sharing a chain id",
+    )
 
     @model_validator(mode="after")
     def _one_native(self) -> ChainConfig:
