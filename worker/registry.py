@@ -5,17 +5,21 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from activities.chain import ChainActivities
 from worker.resources import WorkerResources
+from workflows.hot_wallet import HotWalletWorkflow
+from workflows.payment import NonceFillWorkflow, PaymentWorkflow
 
 
 def workflows() -> Sequence[type]:
     """Workflow classes the worker runs."""
-    registered: list[type] = []
+    registered: list[type] = [PaymentWorkflow, NonceFillWorkflow, HotWalletWorkflow]
     return registered
 
 
 def activities(resources: WorkerResources) -> Sequence[Callable[..., Any]]:
     """Activity callables, bound to the worker's shared resources (HTTP clients, chains, signer)."""
-    del resources
     registered: list[Callable[..., Any]] = []
+    if resources.chains is not None:
+        registered += ChainActivities(resources.chains).all()
     return registered

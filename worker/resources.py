@@ -5,6 +5,7 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
+from offramp.chain.rpc import ChainRuntime
 from offramp.config import EngineSettings
 
 
@@ -12,10 +13,15 @@ from offramp.config import EngineSettings
 class WorkerResources:
     settings: EngineSettings
     exit_stack: AsyncExitStack = field(default_factory=AsyncExitStack)
+    # Per-chain web3 clients and the hot wallet signer; each chain's eth_chainId is checked at
+    # start and a chain that differs from its configuration is refused (logged, never served).
+    chains: ChainRuntime | None = None
 
     @classmethod
     async def create(cls, settings: EngineSettings) -> WorkerResources:
         resources = cls(settings=settings)
+        resources.chains = await ChainRuntime.create(settings)
+        resources.exit_stack.push_async_callback(resources.chains.aclose)
         return resources
 
     async def aclose(self) -> None:

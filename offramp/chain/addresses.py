@@ -1,0 +1,39 @@
+"""Strict recipient address checks, shared by the payment preflight and the sell-order workflow."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from eth_utils.address import is_checksum_address, to_checksum_address
+
+ZERO_ADDRESS = "0x" + "0" * 40
+_HEX_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+
+
+class InvalidAddress(ValueError):
+    """The value is not an acceptable recipient; the message says why (and names no secret)."""
+
+
+def checksum(value: str) -> str:
+    """A strict 0x + 40 hex digit address; a mixed-case one must carry a valid EIP-55 checksum."""
+    if not isinstance(value, str) or not _HEX_ADDRESS.fullmatch(value):
+        shown = value if isinstance(value, str) and len(value) <= 100 else "(value)"
+        raise InvalidAddress(f"{shown!r} is not a 0x-prefixed 20-byte hex address")
+    body = value[2:]
+    mixed_case = body != body.lower() and body != body.upper()
+    if mixed_case and not is_checksum_address(value):
+        raise InvalidAddress(f"{value} has an invalid EIP-55 checksum")
+    return to_checksum_address(value)
+
+
+def validate_recipient(value: str, own_addresses: Iterable[str] = ()) -> str:
+    """The checksummed recipient, or InvalidAddress: malformed, bad checksum, the zero address,
+    or one of our own wallets (or another address the caller forbids)."""
+    address = checksum(value)
+    if address == ZERO_ADDRESS:
+        raise InvalidAddress("the zero address cannot receive a payment")
+    own = {a.lower() for a in own_addresses}
+    if address.lower() in own:
+        raise InvalidAddress(f"{address} is one of our own wallets")
+    return address

@@ -1,0 +1,438 @@
+"""Models shared by the payment workflows, the hot-wallet entity and the chain activities.
+
+Plain pydantic: imported by workflow code (passed through the sandbox) and by activities alike.
+Money is exact: `Decimal` whole units in requests, `int` base units (wei, token units) on chain.
+No private key ever appears in any of these models.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PAYMENT_WORKFLOW_ID_PREFIX = "payment-"
+
+
+def payment_workflow_id(payment_id: str) -> str:
+    """The payment child's workflow id (duplicates are refused, so a payment never starts twice)."""
+    return f"{PAYMENT_WORKFLOW_ID_PREFIX}{payment_id}"
+
+
+def hot_wallet_workflow_id(chain_id: int, address: str, suffix: str = "") -> str:
+    base = f"hot-wallet-{chain_id}-{address}"
+    return f"{base}-{suffix}" if suffix else base
+
+
+def nonce_fill_workflow_id(wallet_workflow_id: str, nonce: int) -> str:
+    return f"{wallet_workflow_id}-fill-{nonce}"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- The public contract: what an order workflow sends and gets back -------------------------
+
+
+class PaymentRequest(_Model):
+    """Pay `amount` of `asset` on `chain` to `recipient`, exactly once per `payment_id`."""
+
+    payment_id: str = Field(
+        min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:@-]+$", description="idempotency key"
+    )
+    chain: str = Field(min_length=1, description="key of EngineSettings.chains, e.g. 'anvil'")
+    asset: str = Field(min_length=1, description="asset symbol in the chain config, e.g. 'USDC'")
+    recipient: str = Field(description="0x address; checked strictly before any nonce is taken")
+    amount: Decimal = Field(description="whole units, e.g. Decimal('12.5') USDC")
+    forbidden_recipients: list[str] = Field(
+        default_factory=list, description="addresses that must not receive (besides hot wallets)"
+    )
+    expected_token_address: str | None = Field(
+        default=None, description="if given, must equal the configured token contract"
+    )
+
+
+class PaymentStatus(StrEnum):
+    CONFIRMED = "confirmed"
+    """Mined with status 1, the configured confirmations reached on the canonical chain."""
+    REVERTED = "reverted"
+    """Mined with status 0: the nonce is used, no value moved (needs attention)."""
+    REJECTED = "rejected"
+    """Refused before any nonce was taken: nothing was or ever will be sent."""
+    CANCELLED = "cancelled"
+    """Cancelled before anything was signed; a reserved nonce (if any) was released (filled)."""
+    NONCE_CONFLICT = "nonce_conflict"
+    """Our nonce was used by a transaction that is not ours: none of ours can be mined any more
+    (needs attention: it is never re-signed at another nonce automatically)."""
+    TRANSFER_MISMATCH = "transfer_mismatch"
+    """Mined with status 1 but without the exact Transfer log expected (needs attention)."""
+
+    @property
+    def needs_attention(self) -> bool:
+        return self in (
+            PaymentStatus.REVERTED,
+            PaymentStatus.NONCE_CONFLICT,
+            PaymentStatus.TRANSFER_MISMATCH,
+        )
+
+
+class RejectionCode(StrEnum):
+    CHAIN_NOT_CONFIGURED = "chain_not_configured"
+    CHAIN_NOT_SERVED = "chain_not_served"
+    ASSET_NOT_ALLOWED = "asset_not_allowed"
+    TOKEN_MISMATCH = "token_mismatch"
+    INVALID_AMOUNT = "invalid_amount"
+    AMOUNT_OVER_CAP = "amount_over_cap"
+    INVALID_RECIPIENT = "invalid_recipient"
+    INSUFFICIENT_BALANCE = "insufficient_balance"
+    WOULD_REVERT = "would_revert"
+    FEE_ABOVE_CAP = "fee_above_cap"
+    DAILY_CAP = "daily_cap"
+
+
+class TxFields(_Model):
+    """Every field of an EIP-1559 transaction: fixed in history before signing, so a retried
+    sign-and-broadcast yields the same bytes and hash."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    chain_id: int
+    nonce: int = Field(ge=0)
+    to: str
+    value: int = Field(ge=0)
+    data: str = "0x"
+    gas: int = Field(gt=0)
+    max_fee_per_gas: int = Field(gt=0)
+    max_priority_fee_per_gas: int = Field(ge=0)
+
+
+class TxAttempt(_Model):
+    """One signed version of the transaction at our nonce (the first, or a fee bump)."""
+
+    fields: TxFields
+    tx_hash: str
+    broadcasts: int = 1
+    last_result: str = ""
+    created_at: datetime
+
+
+class PaymentOutcome(_Model):
+    payment_id: str
+    status: PaymentStatus
+    reason: str | None = None
+    rejection_code: RejectionCode | None = None
+    chain: str
+    chain_id: int | None = None
+    asset: str
+    recipient: str
+    amount: Decimal
+    amount_base_units: int | None = None
+    token_address: str | None = None
+    hot_wallet: str | None = None
+    nonce_reserved: bool = False
+    nonce: int | None = None
+    tx_hash: str | None = Field(default=None, description="the mined hash, if any")
+    tx_hashes: list[str] = Field(default_factory=list, description="every hash signed")
+    block_number: int | None = None
+    block_hash: str | None = None
+    confirmations: int | None = None
+    gas_used: int | None = None
+    fee_paid_wei: int | None = None
+
+    @property
+    def needs_attention(self) -> bool:
+        return self.status.needs_attention
+
+
+class PaymentStage(StrEnum):
+    PREFLIGHT = "preflight"
+    RESERVING = "reserving_nonce"
+    SENDING = "sending"
+    CONFIRMING = "confirming"
+    DONE = "done"
+
+
+class PaymentState(_Model):
+    """What the payment's `state` query returns."""
+
+    payment_id: str
+    stage: PaymentStage = PaymentStage.PREFLIGHT
+    nonce_reserved: bool = Field(default=False, description="a nonce is (or was) held")
+    tx_may_exist: bool = Field(
+        default=False, description="a tx was handed to the signer: it may be on chain"
+    )
+    nonce: int | None = None
+    hot_wallet: str | None = None
+    hot_wallet_workflow_id: str | None = None
+    attempts: list[TxAttempt] = Field(default_factory=list)
+    events: list[str] = Field(default_factory=list)
+    needs_attention: bool = False
+    attention_reason: str | None = None
+    outcome: PaymentOutcome | None = None
+
+    @property
+    def tx_hashes(self) -> list[str]:
+        return [a.tx_hash for a in self.attempts]
+
+
+# --- Activity inputs and outputs ----------------------------------------------------------------
+
+
+class SendTuning(_Model):
+    """Per-chain sending settings, copied from ChainConfig into history by the preflight."""
+
+    confirmations: int
+    max_fee_per_gas_cap_wei: int
+    bump_after_seconds: float
+    poll_interval_seconds: float
+    rpc_timeout_seconds: float
+    in_flight_limit: int
+    reservation_timeout_seconds: float
+
+
+class TxTemplate(_Model):
+    """Everything of the transaction except nonce and fees."""
+
+    to: str
+    value: int
+    data: str = "0x"
+    gas: int
+
+
+class TransferExpectation(_Model):
+    """What the receipt must show: for a token, exactly this Transfer log."""
+
+    token_address: str | None
+    sender: str
+    recipient: str
+    amount_base_units: int
+
+
+class PreflightAccepted(_Model):
+    chain_id: int
+    hot_wallet: str
+    hot_wallet_workflow_id: str
+    recipient: str
+    asset: str
+    token_address: str | None
+    decimals: int
+    amount_base_units: int
+    daily_cap_base_units: int
+    template: TxTemplate
+    tuning: SendTuning
+
+
+class PreflightResult(_Model):
+    accepted: PreflightAccepted | None = None
+    rejection_code: RejectionCode | None = None
+    reason: str | None = None
+
+
+class FeeQuote(_Model):
+    base_fee_per_gas: int
+    max_fee_per_gas: int
+    max_priority_fee_per_gas: int
+
+
+class WalletNonces(_Model):
+    latest: int
+    pending: int
+
+
+class BroadcastKind(StrEnum):
+    SENT = "sent"
+    ALREADY_KNOWN = "already_known"
+    NONCE_TOO_LOW = "nonce_too_low"
+    UNDERPRICED = "replacement_underpriced"
+    INSUFFICIENT_FUNDS = "insufficient_funds"
+    FEE_BELOW_BASE = "fee_below_base"
+
+
+class BroadcastInput(_Model):
+    chain: str
+    fields: TxFields
+
+
+class BroadcastResult(_Model):
+    tx_hash: str
+    kind: BroadcastKind
+    message: str = ""
+
+
+class AwaitKind(StrEnum):
+    CONFIRMED = "confirmed"
+    REVERTED = "reverted"
+    TRANSFER_MISMATCH = "transfer_mismatch"
+    STUCK = "stuck"
+    DROPPED = "dropped"
+    REORGED = "reorged"
+    NONCE_CONFLICT = "nonce_conflict"
+
+
+class AwaitInput(_Model):
+    chain: str
+    sender: str
+    nonce: int
+    tx_hashes: list[str]
+    confirmations: int
+    poll_interval_seconds: float
+    stuck_after_seconds: float | None = Field(description="None: never report STUCK")
+    expectation: TransferExpectation | None = None
+
+
+class AwaitResult(_Model):
+    kind: AwaitKind
+    tx_hash: str | None = None
+    block_number: int | None = None
+    block_hash: str | None = None
+    gas_used: int | None = None
+    effective_gas_price: int | None = None
+    detail: str = ""
+
+
+# --- The hot-wallet entity ----------------------------------------------------------------------
+
+
+class ReservationKind(StrEnum):
+    PAYMENT = "payment"
+    FILL = "fill"
+
+
+class ReservationStatus(StrEnum):
+    RESERVED = "reserved"  # nonce handed out, nothing known to be broadcast
+    BROADCAST = "broadcast"  # at least one hash broadcast
+    CONFIRMED = "confirmed"
+    REVERTED = "reverted"
+    CONFLICT = "conflict"  # the nonce was used by a tx that is not the payment's
+    ABANDONED = "abandoned"  # will never send: a 0-value self-transfer fills the nonce
+    FILLED = "filled"
+
+    @property
+    def final(self) -> bool:
+        return self in (
+            ReservationStatus.CONFIRMED,
+            ReservationStatus.REVERTED,
+            ReservationStatus.CONFLICT,
+            ReservationStatus.FILLED,
+        )
+
+
+class Reservation(_Model):
+    payment_id: str
+    nonce: int
+    kind: ReservationKind = ReservationKind.PAYMENT
+    asset: str
+    amount_base_units: int
+    day: str
+    status: ReservationStatus = ReservationStatus.RESERVED
+    reserved_at: datetime
+    updated_at: datetime
+    payment_workflow_id: str | None = None
+    tx_hashes: list[str] = Field(default_factory=list)
+    fill_workflow_id: str | None = None
+    note: str = ""
+
+
+class HotWalletParams(_Model):
+    chain: str
+    chain_id: int
+    address: str
+    tuning: SendTuning
+
+
+class HotWalletState(_Model):
+    next_nonce: int | None = None
+    paused: bool = False
+    pause_reason: str | None = None
+    reservations: dict[str, Reservation] = Field(default_factory=dict)
+    spent: dict[str, dict[str, int]] = Field(
+        default_factory=dict, description="UTC day -> asset -> base units reserved"
+    )
+    chain_nonces: WalletNonces | None = None
+    reconciled_at: datetime | None = None
+    attention: list[str] = Field(default_factory=list)
+    runs: int = 1
+    log: list[str] = Field(default_factory=list)
+
+    def in_flight(self) -> int:
+        return sum(
+            1
+            for r in self.reservations.values()
+            if r.kind is ReservationKind.PAYMENT and not r.status.final
+        )
+
+
+class HotWalletInput(_Model):
+    params: HotWalletParams
+    state: HotWalletState | None = None
+
+
+class ReserveRequest(_Model):
+    payment_id: str
+    asset: str
+    amount_base_units: int = Field(ge=0)
+    daily_cap_base_units: int = Field(ge=0)
+    payment_workflow_id: str | None = None
+
+
+class ReserveResult(_Model):
+    nonce: int
+    new: bool
+
+
+class NonceReserveInput(_Model):
+    """Activity input: reserve through update-with-start on the hot-wallet entity."""
+
+    params: HotWalletParams
+    wallet_workflow_id: str
+    request: ReserveRequest
+
+
+class NonceReserveOutcome(_Model):
+    nonce: int | None = None
+    rejection_code: RejectionCode | None = None
+    reason: str | None = None
+
+
+class TxBroadcastSignal(_Model):
+    payment_id: str
+    nonce: int
+    tx_hash: str
+
+
+class NonceSettledSignal(_Model):
+    payment_id: str
+    nonce: int
+    status: ReservationStatus
+    tx_hash: str | None = None
+    note: str = ""
+
+
+class ReleaseSignal(_Model):
+    payment_id: str
+    reason: str
+
+
+class FillRequest(_Model):
+    chain: str
+    chain_id: int
+    hot_wallet: str
+    nonce: int
+    fill_id: str
+    wallet_workflow_id: str
+    tuning: SendTuning
+
+
+class FillOutcome(_Model):
+    nonce: int
+    status: ReservationStatus
+    tx_hash: str | None = None
+    tx_hashes: list[str] = Field(default_factory=list)
+    note: str = ""
+
+
+class WorkflowClosedInput(_Model):
+    workflow_id: str

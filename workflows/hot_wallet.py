@@ -1,0 +1,364 @@
+"""The hot-wallet entity: one workflow per (chain id, address) that hands out nonces.
+
+- `reserve` (update, used with update-with-start): the payment's nonce, idempotent by payment id;
+  refused while paused or at the in-flight limit (the caller retries), or over the daily cap.
+- `tx_broadcast` / `nonce_settled` (signals): learns every hash and the fate of every nonce.
+- `release` (signal) / `abandon` (update): a nonce that will never be used by its payment is
+  filled with a 0-value self-transfer (child workflow `NonceFill`), so no later payment is stuck.
+  Reservations never broadcast within the reservation timeout whose payment workflow has closed
+  are abandoned the same way.
+- `reconcile` (update) compares with the chain's nonces; `pause` / `resume` for operators;
+  `state` query. Continues-as-new carrying its whole state (no allocation is ever lost).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+
+with workflow.unsafe.imports_passed_through():
+    from offramp.chain.models import (
+        FillRequest,
+        HotWalletInput,
+        HotWalletState,
+        NonceSettledSignal,
+        ReleaseSignal,
+        Reservation,
+        ReservationKind,
+        ReservationStatus,
+        ReserveRequest,
+        ReserveResult,
+        TxBroadcastSignal,
+        WalletNonces,
+        WorkflowClosedInput,
+        nonce_fill_workflow_id,
+        payment_workflow_id,
+    )
+
+ERR_DAILY_CAP = "DailyCapExceeded"
+ERR_IN_FLIGHT_LIMIT = "InFlightLimit"
+ERR_PAUSED = "WalletPaused"
+ERR_RELEASED = "NonceReleased"
+
+_LOG_LIMIT = 100
+_KEEP_FINAL = timedelta(days=2)
+
+
+@workflow.defn(name="HotWallet")
+class HotWalletWorkflow:
+    @workflow.init
+    def __init__(self, inp: HotWalletInput) -> None:
+        self.params = inp.params
+        self.state = inp.state or HotWalletState()
+        self._lock = asyncio.Lock()
+        self._reconcile_requested = False
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        return workflow.now()
+
+    def _log(self, line: str) -> None:
+        self.state.log.append(f"{self._now().isoformat(timespec='seconds')} {line}")
+        del self.state.log[:-_LOG_LIMIT]
+
+    def _attention(self, line: str) -> None:
+        self.state.attention.append(line)
+        del self.state.attention[:-_LOG_LIMIT]
+        self._log(f"ATTENTION {line}")
+
+    def _day(self) -> str:
+        return self._now().date().isoformat()
+
+    def _check_admission(self, req: ReserveRequest) -> None:
+        existing = self.state.reservations.get(req.payment_id)
+        if existing is not None:
+            if existing.kind is ReservationKind.PAYMENT and existing.status in (
+                ReservationStatus.ABANDONED,
+                ReservationStatus.FILLED,
+            ):
+                raise ApplicationError(
+                    f"payment {req.payment_id} released its nonce {existing.nonce}",
+                    type=ERR_RELEASED,
+                    non_retryable=True,
+                )
+            return  # idempotent: the same nonce again
+        if self.state.paused:
+            raise ApplicationError(
+                f"hot wallet paused: {self.state.pause_reason or 'by an operator'}", type=ERR_PAUSED
+            )
+        limit = self.params.tuning.in_flight_limit
+        if self.state.in_flight() >= limit:
+            raise ApplicationError(f"{limit} payments in flight", type=ERR_IN_FLIGHT_LIMIT)
+        spent = self.state.spent.get(self._day(), {}).get(req.asset, 0)
+        if req.daily_cap_base_units and spent + req.amount_base_units > req.daily_cap_base_units:
+            raise ApplicationError(
+                f"daily cap of {req.asset} reached: {spent} base units reserved today, "
+                f"{req.amount_base_units} more would exceed {req.daily_cap_base_units}",
+                type=ERR_DAILY_CAP,
+                non_retryable=True,
+            )
+
+    # --- reservations ---------------------------------------------------------------------------
+
+    @workflow.update(description="Reserve the next nonce for a payment (idempotent by payment id)")
+    async def reserve(self, req: ReserveRequest) -> ReserveResult:
+        await workflow.wait_condition(lambda: self.state.next_nonce is not None)
+        async with self._lock:
+            self._check_admission(req)
+            existing = self.state.reservations.get(req.payment_id)
+            if existing is not None:
+                return ReserveResult(nonce=existing.nonce, new=False)
+            assert self.state.next_nonce is not None
+            nonce = self.state.next_nonce
+            self.state.next_nonce = nonce + 1
+            day = self._day()
+            now = self._now()
+            self.state.reservations[req.payment_id] = Reservation(
+                payment_id=req.payment_id,
+                nonce=nonce,
+                asset=req.asset,
+                amount_base_units=req.amount_base_units,
+                day=day,
+                reserved_at=now,
+                updated_at=now,
+                payment_workflow_id=req.payment_workflow_id,
+            )
+            by_asset = self.state.spent.setdefault(day, {})
+            by_asset[req.asset] = by_asset.get(req.asset, 0) + req.amount_base_units
+            self._log(f"nonce {nonce} -> {req.payment_id}")
+            return ReserveResult(nonce=nonce, new=True)
+
+    @reserve.validator
+    def _validate_reserve(self, req: ReserveRequest) -> None:
+        # Refusals in the validator are not written to history: waiting callers retry cheaply.
+        self._check_admission(req)
+
+    @workflow.signal(description="A payment broadcast a hash for its nonce")
+    def tx_broadcast(self, sig: TxBroadcastSignal) -> None:
+        r = self.state.reservations.get(sig.payment_id)
+        if r is None or r.nonce != sig.nonce:
+            self._attention(f"broadcast for unknown reservation {sig.payment_id}/{sig.nonce}")
+            return
+        if sig.tx_hash not in r.tx_hashes:
+            r.tx_hashes.append(sig.tx_hash)
+        if r.status is ReservationStatus.RESERVED:
+            r.status = ReservationStatus.BROADCAST
+        elif r.status is ReservationStatus.ABANDONED:
+            self._attention(f"nonce {r.nonce} was abandoned, yet {sig.payment_id} broadcast")
+        r.updated_at = self._now()
+
+    @workflow.signal(description="A nonce's fate is known (confirmed, reverted, conflict, filled)")
+    def nonce_settled(self, sig: NonceSettledSignal) -> None:
+        r = self.state.reservations.get(sig.payment_id)
+        if r is None or r.nonce != sig.nonce:
+            self._attention(f"settlement for unknown reservation {sig.payment_id}/{sig.nonce}")
+            return
+        if r.status.final:
+            return
+        r.status = sig.status
+        if sig.tx_hash and sig.tx_hash not in r.tx_hashes:
+            r.tx_hashes.append(sig.tx_hash)
+        if sig.note:
+            r.note = sig.note
+        r.updated_at = self._now()
+        if sig.status in (ReservationStatus.CONFLICT, ReservationStatus.REVERTED):
+            self._attention(f"nonce {r.nonce} ({r.payment_id}): {sig.status.value} {sig.note}")
+        self._log(f"nonce {r.nonce} {sig.status.value}")
+
+    def _abandon(self, payment_id: str, reason: str) -> bool:
+        r = self.state.reservations.get(payment_id)
+        if r is None or r.status is not ReservationStatus.RESERVED:
+            return False
+        r.status = ReservationStatus.ABANDONED
+        r.note = reason
+        r.updated_at = self._now()
+        # An abandoned payment's amount no longer counts against the daily cap.
+        by_asset = self.state.spent.get(r.day, {})
+        if r.asset in by_asset:
+            by_asset[r.asset] = max(0, by_asset[r.asset] - r.amount_base_units)
+        self._log(f"nonce {r.nonce} abandoned by {payment_id}: {reason}")
+        return True
+
+    @workflow.signal(description="A payment will never send with its nonce: fill it")
+    def release(self, sig: ReleaseSignal) -> None:
+        if not self._abandon(sig.payment_id, sig.reason):
+            r = self.state.reservations.get(sig.payment_id)
+            if r is not None and r.status is not ReservationStatus.ABANDONED:
+                self._attention(f"release of {sig.payment_id} ignored: {r.status.value}")
+
+    @workflow.update(description="Operator: declare a reserved, never broadcast nonce abandoned")
+    def abandon(self, payment_id: str) -> bool:
+        return self._abandon(payment_id, "abandoned by an operator")
+
+    # --- operators ------------------------------------------------------------------------------
+
+    @workflow.update(description="Stop handing out nonces (payments wait)")
+    def pause(self, reason: str) -> HotWalletState:
+        self.state.paused = True
+        self.state.pause_reason = reason or None
+        self._log(f"paused: {reason}")
+        return self.state
+
+    @workflow.update(description="Hand out nonces again")
+    def resume(self) -> HotWalletState:
+        self.state.paused = False
+        self.state.pause_reason = None
+        self._log("resumed")
+        return self.state
+
+    @workflow.update(description="Compare with the chain's nonces now")
+    async def reconcile(self) -> HotWalletState:
+        await workflow.wait_condition(lambda: self.state.next_nonce is not None)
+        async with self._lock:
+            await self._reconcile()
+        return self.state
+
+    @workflow.query(
+        name="state", description="Everything: next nonce, reservations, hashes, caps, attention"
+    )
+    def get_state(self) -> HotWalletState:
+        return self.state
+
+    # --- the loop -------------------------------------------------------------------------------
+
+    async def _read_nonces(self) -> WalletNonces:
+        nonces: WalletNonces = await workflow.execute_activity(
+            "read_wallet_nonces",
+            self.params.chain,
+            result_type=WalletNonces,
+            start_to_close_timeout=timedelta(seconds=self.params.tuning.rpc_timeout_seconds),
+            retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
+            summary="read the hot wallet's nonces",
+        )
+        return nonces
+
+    async def _reconcile(self) -> None:
+        nonces = await self._read_nonces()
+        self.state.chain_nonces = nonces
+        self.state.reconciled_at = self._now()
+        if self.state.next_nonce is None:
+            self.state.next_nonce = nonces.pending
+            self._log(f"started at the chain's pending nonce {nonces.pending}")
+            return
+        if nonces.latest > self.state.next_nonce:
+            self._attention(
+                f"the chain's nonce {nonces.latest} is ahead of ours {self.state.next_nonce}: "
+                "the wallet was used outside the engine; skipping ahead"
+            )
+            self.state.next_nonce = nonces.latest
+        open_nonces = {r.nonce for r in self.state.reservations.values() if not r.status.final}
+        if nonces.pending < self.state.next_nonce and not open_nonces:
+            self._attention(
+                f"the chain's pending nonce {nonces.pending} is behind ours "
+                f"{self.state.next_nonce} with nothing in flight (reorg, or a lost tx)"
+            )
+        self._log(f"reconciled: chain latest {nonces.latest} pending {nonces.pending}")
+
+    def _sweep_deadline(self) -> datetime | None:
+        timeout = timedelta(seconds=self.params.tuning.reservation_timeout_seconds)
+        times = [
+            r.reserved_at + timeout
+            for r in self.state.reservations.values()
+            if r.status is ReservationStatus.RESERVED and r.kind is ReservationKind.PAYMENT
+        ]
+        return min(times) if times else None
+
+    async def _sweep(self) -> None:
+        """Reservations not broadcast in time whose payment workflow is closed are abandoned."""
+        timeout = timedelta(seconds=self.params.tuning.reservation_timeout_seconds)
+        now = self._now()
+        overdue = [
+            r
+            for r in self.state.reservations.values()
+            if r.status is ReservationStatus.RESERVED
+            and r.kind is ReservationKind.PAYMENT
+            and r.reserved_at + timeout <= now
+        ]
+        for r in overdue:
+            wf_id = r.payment_workflow_id or payment_workflow_id(r.payment_id)
+            closed = await workflow.execute_activity(
+                "workflow_closed",
+                WorkflowClosedInput(workflow_id=wf_id),
+                result_type=bool,
+                start_to_close_timeout=timedelta(seconds=30),
+                summary=f"is {wf_id} closed?",
+            )
+            if closed and r.status is ReservationStatus.RESERVED:
+                self._abandon(r.payment_id, f"payment workflow {wf_id} closed without sending")
+            elif not closed:
+                r.reserved_at = now  # still running: look again after another timeout
+
+    def _fills_due(self) -> list[Reservation]:
+        return [
+            r
+            for r in self.state.reservations.values()
+            if r.status is ReservationStatus.ABANDONED and r.fill_workflow_id is None
+        ]
+
+    async def _start_fills(self) -> None:
+        wallet_id = workflow.info().workflow_id
+        for r in self._fills_due():
+            fill_id = nonce_fill_workflow_id(wallet_id, r.nonce)
+            # An earlier run may have started it: it reports through nonce_settled.
+            with contextlib.suppress(WorkflowAlreadyStartedError):
+                await workflow.start_child_workflow(
+                    "NonceFill",
+                    FillRequest(
+                        chain=self.params.chain,
+                        chain_id=self.params.chain_id,
+                        hot_wallet=self.params.address,
+                        nonce=r.nonce,
+                        fill_id=r.payment_id,
+                        wallet_workflow_id=wallet_id,
+                        tuning=self.params.tuning,
+                    ),
+                    id=fill_id,
+                    parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                    static_summary=f"fill nonce {r.nonce} with a 0-value self-transfer",
+                )
+            r.fill_workflow_id = fill_id
+            self._log(f"filling nonce {r.nonce}: {fill_id}")
+
+    def _prune(self) -> None:
+        cutoff = self._now() - _KEEP_FINAL
+        self.state.reservations = {
+            k: r
+            for k, r in self.state.reservations.items()
+            if not (r.status.final and r.updated_at < cutoff)
+        }
+        keep_days = {self._day(), (self._now() - timedelta(days=1)).date().isoformat()}
+        self.state.spent = {d: v for d, v in self.state.spent.items() if d in keep_days}
+
+    @workflow.run
+    async def run(self, inp: HotWalletInput) -> None:
+        del inp  # taken in __init__
+        if self.state.next_nonce is None:
+            await self._reconcile()
+        while True:
+            deadline = self._sweep_deadline()
+            timeout = max(deadline - self._now(), timedelta(milliseconds=100)) if deadline else None
+            try:
+                await workflow.wait_condition(
+                    lambda t=timeout: (  # type: ignore[misc]
+                        bool(self._fills_due())
+                        or (t is None and self._sweep_deadline() is not None)
+                        or workflow.info().is_continue_as_new_suggested()
+                    ),
+                    timeout=timeout,
+                )
+            except TimeoutError:
+                async with self._lock:
+                    await self._sweep()
+            await self._start_fills()
+            if workflow.info().is_continue_as_new_suggested():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                await self._start_fills()
+                self._prune()
+                self.state.runs += 1
+                workflow.continue_as_new(HotWalletInput(params=self.params, state=self.state))

@@ -1,0 +1,477 @@
+"""The send pipeline: `Payment` (one payment, run as a child of an order) and `NonceFill`
+(a 0-value self-transfer that uses up an abandoned nonce).
+
+Payment: preflight (every refusal before any nonce is taken) -> nonce from the hot-wallet entity ->
+fee quote -> every tx field fixed in history -> sign-and-broadcast (a retry yields the same bytes
+and hash) -> wait for the confirmations on the canonical chain -> outcome. Stuck: bump the fees by
+geth's rule up to the cap, then flag for a person and keep waiting. Dropped or reorged: broadcast
+the same bytes again. Every hash signed for the nonce is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from offramp.chain import fees
+    from offramp.chain.models import (
+        AwaitInput,
+        AwaitKind,
+        AwaitResult,
+        BroadcastInput,
+        BroadcastKind,
+        BroadcastResult,
+        FeeQuote,
+        FillOutcome,
+        FillRequest,
+        HotWalletParams,
+        NonceReserveInput,
+        NonceReserveOutcome,
+        NonceSettledSignal,
+        PaymentOutcome,
+        PaymentRequest,
+        PaymentStage,
+        PaymentState,
+        PaymentStatus,
+        PreflightAccepted,
+        PreflightResult,
+        RejectionCode,
+        ReleaseSignal,
+        ReservationStatus,
+        ReserveRequest,
+        SendTuning,
+        TransferExpectation,
+        TxAttempt,
+        TxBroadcastSignal,
+        TxFields,
+        TxTemplate,
+    )
+
+_PREFLIGHT_TIMEOUT = timedelta(seconds=60)
+_RPC_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
+)
+_RESERVE_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    backoff_coefficient=1.5,
+    maximum_interval=timedelta(seconds=2),
+)
+_EVENT_LIMIT = 200
+
+
+class _Sender:
+    """Fix, sign, broadcast, watch, bump, re-broadcast: one nonce until its fate is known."""
+
+    def __init__(
+        self,
+        *,
+        chain: str,
+        chain_id: int,
+        sender: str,
+        payment_id: str,
+        wallet_workflow_id: str,
+        tuning: SendTuning,
+        expectation: TransferExpectation | None,
+        state: PaymentState,
+    ) -> None:
+        self.chain = chain
+        self.chain_id = chain_id
+        self.sender = sender
+        self.payment_id = payment_id
+        self.wallet_workflow_id = wallet_workflow_id
+        self.tuning = tuning
+        self.expectation = expectation
+        self.state = state
+        self.bumping = True
+
+    def event(self, line: str) -> None:
+        self.state.events.append(f"{workflow.now().isoformat(timespec='seconds')} {line}")
+        del self.state.events[:-_EVENT_LIMIT]
+
+    def attention(self, reason: str) -> None:
+        self.state.needs_attention = True
+        self.state.attention_reason = reason
+        self.event(f"ATTENTION {reason}")
+
+    async def _quote(self) -> FeeQuote:
+        quote: FeeQuote = await workflow.execute_activity(
+            "quote_fees",
+            self.chain,
+            result_type=FeeQuote,
+            start_to_close_timeout=timedelta(seconds=self.tuning.rpc_timeout_seconds),
+            retry_policy=_RPC_RETRY,
+            summary="fee quote",
+        )
+        return quote
+
+    async def _signal_wallet(self, signal: str, arg: object) -> None:
+        try:
+            await workflow.get_external_workflow_handle(self.wallet_workflow_id).signal(signal, arg)
+        except Exception as exc:  # the nonce's fate is the payment's; the entity only learns it
+            self.event(f"could not tell the hot wallet ({signal}): {exc}")
+
+    async def _send(self, fields: TxFields) -> BroadcastResult:
+        # The activity's input (every field) is in history before anything is signed.
+        result: BroadcastResult = await workflow.execute_activity(
+            "sign_and_broadcast",
+            BroadcastInput(chain=self.chain, fields=fields),
+            result_type=BroadcastResult,
+            start_to_close_timeout=timedelta(seconds=self.tuning.rpc_timeout_seconds),
+            retry_policy=_RPC_RETRY,
+            summary=f"sign and broadcast nonce {fields.nonce}",
+        )
+        known = next((a for a in self.state.attempts if a.fields == fields), None)
+        if known is not None:
+            if known.tx_hash != result.tx_hash:
+                raise ApplicationError(
+                    f"signing is not deterministic: {known.tx_hash} != {result.tx_hash}",
+                    non_retryable=True,
+                )
+            known.broadcasts += 1
+            known.last_result = result.kind.value
+            self.event(f"re-broadcast {result.tx_hash}: {result.kind.value}")
+        else:
+            self.state.attempts.append(
+                TxAttempt(
+                    fields=fields,
+                    tx_hash=result.tx_hash,
+                    last_result=result.kind.value,
+                    created_at=workflow.now(),
+                )
+            )
+            self.event(
+                f"broadcast {result.tx_hash} nonce {fields.nonce} maxFee {fields.max_fee_per_gas} "
+                f"tip {fields.max_priority_fee_per_gas}: {result.kind.value}"
+            )
+            await self._signal_wallet(
+                "tx_broadcast",
+                TxBroadcastSignal(
+                    payment_id=self.payment_id, nonce=fields.nonce, tx_hash=result.tx_hash
+                ),
+            )
+        return result
+
+    async def _bumped(self, old: TxFields) -> TxFields | None:
+        quote = await self._quote()
+        new = fees.bump(
+            fees.Fees(old.max_fee_per_gas, old.max_priority_fee_per_gas),
+            fees.Fees(quote.max_fee_per_gas, quote.max_priority_fee_per_gas),
+            self.tuning.max_fee_per_gas_cap_wei,
+        )
+        if new is None:
+            self.bumping = False
+            self.attention(
+                f"fee cap {self.tuning.max_fee_per_gas_cap_wei} wei reached: not bumping nonce "
+                f"{old.nonce} further, still waiting for one of its transactions"
+            )
+            return None
+        return old.model_copy(
+            update={
+                "max_fee_per_gas": new.max_fee_per_gas,
+                "max_priority_fee_per_gas": new.max_priority_fee_per_gas,
+            }
+        )
+
+    async def _broadcast(self, fields: TxFields) -> None:
+        """Broadcast `fields`, acting on the node's answer until a tx of ours can be pending."""
+        while True:
+            result = await self._send(fields)
+            kind = result.kind
+            if kind in (BroadcastKind.SENT, BroadcastKind.ALREADY_KNOWN):
+                return
+            if kind is BroadcastKind.NONCE_TOO_LOW:
+                return  # ours mined, or a conflict: the wait tells which
+            if kind is BroadcastKind.UNDERPRICED and len(self.state.attempts) > 1:
+                return  # an earlier attempt of ours holds the nonce in the pool
+            if kind in (BroadcastKind.UNDERPRICED, BroadcastKind.FEE_BELOW_BASE):
+                bumped = await self._bumped(fields) if self.bumping else None
+                if bumped is None:
+                    return
+                fields = bumped
+                continue
+            # Insufficient funds: keep the nonce and the fields, alert, try again later.
+            self.attention(
+                f"insufficient funds to broadcast nonce {fields.nonce}: {result.message}"
+            )
+            await workflow.sleep(
+                timedelta(seconds=self.tuning.bump_after_seconds), summary="wait for funds"
+            )
+
+    async def run(self, template: TxTemplate, nonce: int) -> AwaitResult:
+        quote = await self._quote()
+        fields = TxFields(
+            chain_id=self.chain_id,
+            nonce=nonce,
+            to=template.to,
+            value=template.value,
+            data=template.data,
+            gas=template.gas,
+            max_fee_per_gas=quote.max_fee_per_gas,
+            max_priority_fee_per_gas=quote.max_priority_fee_per_gas,
+        )
+        self.state.stage = PaymentStage.SENDING
+        await self._broadcast(fields)
+        self.state.stage = PaymentStage.CONFIRMING
+        while True:
+            result: AwaitResult = await workflow.execute_activity(
+                "await_transaction",
+                AwaitInput(
+                    chain=self.chain,
+                    sender=self.sender,
+                    nonce=nonce,
+                    tx_hashes=self.state.tx_hashes,
+                    confirmations=self.tuning.confirmations,
+                    poll_interval_seconds=self.tuning.poll_interval_seconds,
+                    stuck_after_seconds=self.tuning.bump_after_seconds if self.bumping else None,
+                    expectation=self.expectation,
+                ),
+                result_type=AwaitResult,
+                start_to_close_timeout=timedelta(days=7),
+                heartbeat_timeout=timedelta(
+                    seconds=max(10.0, 5 * self.tuning.poll_interval_seconds)
+                ),
+                retry_policy=_RPC_RETRY,
+                summary=f"wait for nonce {nonce}",
+            )
+            if result.kind in (AwaitKind.DROPPED, AwaitKind.REORGED):
+                self.event(f"nonce {nonce} {result.kind.value}: broadcasting the same bytes again")
+                await self._broadcast(self.state.attempts[-1].fields)
+                continue
+            if result.kind is AwaitKind.STUCK:
+                latest = self.state.attempts[-1].fields
+                bumped = await self._bumped(latest)
+                if bumped is not None:
+                    self.event(f"nonce {nonce} not mined in time: bumping the fees")
+                    await self._broadcast(bumped)
+                continue
+            return result
+
+
+def _settled_status(kind: AwaitKind) -> ReservationStatus:
+    return {
+        AwaitKind.CONFIRMED: ReservationStatus.CONFIRMED,
+        AwaitKind.TRANSFER_MISMATCH: ReservationStatus.CONFIRMED,
+        AwaitKind.REVERTED: ReservationStatus.REVERTED,
+    }.get(kind, ReservationStatus.CONFLICT)
+
+
+@workflow.defn(name="Payment")
+class PaymentWorkflow:
+    """Pay once. Start as a child with id `payment_workflow_id(payment_id)`; the result is a
+    PaymentOutcome. Query `state` for the stage, `nonce_reserved` and `tx_may_exist`."""
+
+    @workflow.init
+    def __init__(self, request: PaymentRequest) -> None:
+        self.request = request
+        self.state = PaymentState(payment_id=request.payment_id)
+
+    @workflow.query(name="state", description="Stage, nonce, every tx attempt, events")
+    def get_state(self) -> PaymentState:
+        return self.state
+
+    def _outcome(self, status: PaymentStatus, **fields: object) -> PaymentOutcome:
+        request = self.request
+        outcome = PaymentOutcome.model_validate(
+            {
+                "payment_id": request.payment_id,
+                "status": status,
+                "chain": request.chain,
+                "asset": request.asset,
+                "recipient": request.recipient,
+                "amount": request.amount,
+                "nonce_reserved": self.state.nonce_reserved,
+                "nonce": self.state.nonce,
+                "hot_wallet": self.state.hot_wallet,
+                "tx_hashes": self.state.tx_hashes,
+                **fields,
+            }
+        )
+        self.state.outcome = outcome
+        self.state.stage = PaymentStage.DONE
+        return outcome
+
+    @workflow.run
+    async def run(self, request: PaymentRequest) -> PaymentOutcome:
+        preflight = await workflow.execute_activity(
+            "payment_preflight",
+            request,
+            result_type=PreflightResult,
+            start_to_close_timeout=_PREFLIGHT_TIMEOUT,
+            retry_policy=_RPC_RETRY,
+            summary=f"preflight {request.amount} {request.asset} on {request.chain}",
+        )
+        accepted = preflight.accepted
+        if accepted is None:
+            return self._outcome(
+                PaymentStatus.REJECTED,
+                reason=preflight.reason,
+                rejection_code=preflight.rejection_code,
+            )
+        self.state.stage = PaymentStage.RESERVING
+        self.state.hot_wallet = accepted.hot_wallet
+        self.state.hot_wallet_workflow_id = accepted.hot_wallet_workflow_id
+        base = {
+            "chain_id": accepted.chain_id,
+            "amount_base_units": accepted.amount_base_units,
+            "token_address": accepted.token_address,
+            "recipient": accepted.recipient,
+            "asset": accepted.asset,
+        }
+        try:
+            reserved = await workflow.execute_activity(
+                "reserve_nonce",
+                NonceReserveInput(
+                    params=HotWalletParams(
+                        chain=request.chain,
+                        chain_id=accepted.chain_id,
+                        address=accepted.hot_wallet,
+                        tuning=accepted.tuning,
+                    ),
+                    wallet_workflow_id=accepted.hot_wallet_workflow_id,
+                    request=ReserveRequest(
+                        payment_id=request.payment_id,
+                        asset=accepted.asset,
+                        amount_base_units=accepted.amount_base_units,
+                        daily_cap_base_units=accepted.daily_cap_base_units,
+                        payment_workflow_id=workflow.info().workflow_id,
+                    ),
+                ),
+                result_type=NonceReserveOutcome,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=_RESERVE_RETRY,
+                summary="reserve a nonce",
+            )
+        except asyncio.CancelledError:
+            # Cancelled before anything was signed: give the nonce back (if it was taken).
+            await workflow.get_external_workflow_handle(accepted.hot_wallet_workflow_id).signal(
+                "release", ReleaseSignal(payment_id=request.payment_id, reason="cancelled")
+            )
+            return self._outcome(PaymentStatus.CANCELLED, reason="cancelled before sending", **base)
+        if reserved.nonce is None:
+            return self._outcome(
+                PaymentStatus.REJECTED,
+                reason=reserved.reason,
+                rejection_code=reserved.rejection_code or RejectionCode.DAILY_CAP,
+                **base,
+            )
+        # From here on a transaction may exist: a cancellation no longer stops the payment.
+        self.state.nonce_reserved = True
+        self.state.tx_may_exist = True
+        self.state.nonce = reserved.nonce
+        sending = asyncio.ensure_future(self._send(accepted, reserved.nonce))
+        while True:
+            try:
+                result = await asyncio.shield(sending)
+                break
+            except asyncio.CancelledError:
+                if sending.cancelled():
+                    raise
+                self.state.events.append("cancel requested while a tx may exist: ignored")
+        status = {
+            AwaitKind.CONFIRMED: PaymentStatus.CONFIRMED,
+            AwaitKind.REVERTED: PaymentStatus.REVERTED,
+            AwaitKind.TRANSFER_MISMATCH: PaymentStatus.TRANSFER_MISMATCH,
+            AwaitKind.NONCE_CONFLICT: PaymentStatus.NONCE_CONFLICT,
+        }[result.kind]
+        await workflow.get_external_workflow_handle(accepted.hot_wallet_workflow_id).signal(
+            "nonce_settled",
+            NonceSettledSignal(
+                payment_id=request.payment_id,
+                nonce=reserved.nonce,
+                status=_settled_status(result.kind),
+                tx_hash=result.tx_hash,
+                note=result.detail,
+            ),
+        )
+        fee = (
+            result.gas_used * result.effective_gas_price
+            if result.gas_used is not None and result.effective_gas_price is not None
+            else None
+        )
+        return self._outcome(
+            status,
+            reason=result.detail or None,
+            tx_hash=result.tx_hash,
+            block_number=result.block_number,
+            block_hash=result.block_hash,
+            confirmations=accepted.tuning.confirmations if result.block_number else None,
+            gas_used=result.gas_used,
+            fee_paid_wei=fee,
+            **base,
+        )
+
+    async def _send(self, accepted: PreflightAccepted, nonce: int) -> AwaitResult:
+        sender = _Sender(
+            chain=self.request.chain,
+            chain_id=accepted.chain_id,
+            sender=accepted.hot_wallet,
+            payment_id=self.request.payment_id,
+            wallet_workflow_id=accepted.hot_wallet_workflow_id,
+            tuning=accepted.tuning,
+            expectation=TransferExpectation(
+                token_address=accepted.token_address,
+                sender=accepted.hot_wallet,
+                recipient=accepted.recipient,
+                amount_base_units=accepted.amount_base_units,
+            ),
+            state=self.state,
+        )
+        return await sender.run(accepted.template, nonce)
+
+
+@workflow.defn(name="NonceFill")
+class NonceFillWorkflow:
+    """Use up an abandoned nonce with a 0-value transfer to the hot wallet itself."""
+
+    @workflow.init
+    def __init__(self, request: FillRequest) -> None:
+        self.request = request
+        self.state = PaymentState(payment_id=request.fill_id, nonce=request.nonce)
+
+    @workflow.query(name="state")
+    def get_state(self) -> PaymentState:
+        return self.state
+
+    @workflow.run
+    async def run(self, request: FillRequest) -> FillOutcome:
+        self.state.nonce_reserved = True
+        self.state.tx_may_exist = True
+        sender = _Sender(
+            chain=request.chain,
+            chain_id=request.chain_id,
+            sender=request.hot_wallet,
+            payment_id=request.fill_id,
+            wallet_workflow_id=request.wallet_workflow_id,
+            tuning=request.tuning,
+            expectation=None,
+            state=self.state,
+        )
+        template = TxTemplate(to=request.hot_wallet, value=0, data="0x", gas=21_000)
+        result = await sender.run(template, request.nonce)
+        note = (
+            "the nonce was used by another transaction (e.g. the abandoned payment's own)"
+            if result.kind is AwaitKind.NONCE_CONFLICT
+            else f"0-value self-transfer {result.kind.value}"
+        )
+        await workflow.get_external_workflow_handle(request.wallet_workflow_id).signal(
+            "nonce_settled",
+            NonceSettledSignal(
+                payment_id=request.fill_id,
+                nonce=request.nonce,
+                status=ReservationStatus.FILLED,
+                tx_hash=result.tx_hash,
+                note=note,
+            ),
+        )
+        return FillOutcome(
+            nonce=request.nonce,
+            status=ReservationStatus.FILLED,
+            tx_hash=result.tx_hash,
+            tx_hashes=self.state.tx_hashes,
+            note=note,
+        )
