@@ -7,6 +7,7 @@ import os
 import signal
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,8 @@ from offramp.converter import DATA_CONVERTER
 from offramp.devstack import binaries
 from offramp.devstack.chain import LocalChain, anvil_process, prepare_chain, web3_for
 from offramp.devstack.processes import ManagedProcess, free_port
+from offramp.simulator.admin import SimulatorAdmin
+from offramp.simulator.process import simulator_process, wait_simulator_ready
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -93,3 +96,47 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(("OFFRAMP_", "TEMPORAL_")):
             monkeypatch.delenv(name)
+
+
+# ---- Kado simulator ---------------------------------------------------------------------------
+# One simulator for the session: a real HTTP subprocess (`python -m offramp.simulator`) on a free
+# port, watching the `anvil` chain, always stopped. Tests use their own orders (and per-order
+# faults); `sim_admin` clears any global faults a test set.
+
+# Short delays so chain-driven tests finish quickly; orders may override them.
+SIMULATOR_TEST_ARGS = ("--poll-interval", "0.1", "--settlement-delay", "0.5")
+
+
+@dataclass(frozen=True)
+class KadoSimulator:
+    base_url: str
+    process: ManagedProcess
+    data_file: Path
+
+
+@pytest.fixture(scope="session")
+def kado_simulator(artifacts_dir: Path, local_chain: LocalChain) -> Iterator[KadoSimulator]:
+    port = free_port()
+    data_file = artifacts_dir / f"simulator-{port}.json"
+    proc = simulator_process(
+        port,
+        artifacts_dir / f"simulator-{port}.log",
+        rpc_url=local_chain.rpc_url,
+        token_address=local_chain.token_address,
+        data_file=data_file,
+        extra_args=SIMULATOR_TEST_ARGS,
+    ).start()
+    try:
+        wait_simulator_ready(proc)
+        yield KadoSimulator(f"http://127.0.0.1:{port}", proc, data_file)
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+async def sim_admin(kado_simulator: KadoSimulator) -> AsyncIterator[SimulatorAdmin]:
+    async with SimulatorAdmin(kado_simulator.base_url) as admin:
+        try:
+            yield admin
+        finally:
+            await admin.set_global_faults(None)
