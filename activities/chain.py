@@ -82,6 +82,11 @@ def _rpc_message(exc: Web3RPCError) -> str:
     return str(exc.message) if exc.message else str(exc)
 
 
+def _wait_delay(attempt: int) -> timedelta:
+    """Back off while the wallet is full or busy: growing with the attempt, jittered, <= 3 s."""
+    return timedelta(seconds=min(0.2 * attempt, 2.0) * (0.5 + random.random()))
+
+
 def _reject(code: RejectionCode, reason: str) -> PreflightResult:
     return PreflightResult(rejection_code=code, reason=reason)
 
@@ -299,7 +304,7 @@ class ChainActivities:
                     raise ApplicationError(
                         cause.message,
                         type=cause.type,
-                        next_retry_delay=timedelta(seconds=0.2 + random.random() * 0.6),
+                        next_retry_delay=_wait_delay(activity.info().attempt),
                         category=ApplicationErrorCategory.BENIGN,
                     ) from None
                 if cause.type == ERR_RELEASED:
@@ -312,7 +317,7 @@ class ChainActivities:
                 raise ApplicationError(
                     "the hot wallet is busy",
                     type="WalletBusy",
-                    next_retry_delay=timedelta(seconds=0.1 + random.random() * 0.4),
+                    next_retry_delay=_wait_delay(activity.info().attempt),
                     category=ApplicationErrorCategory.BENIGN,
                 ) from None
             raise
