@@ -190,7 +190,7 @@ class ChainActivities:
             )
         try:
             recipient = validate_recipient(
-                request.recipient, [*self.all_hot_wallets(), *request.forbidden_recipients]
+                request.recipient, self.all_hot_wallets(), request.forbidden_recipients
             )
         except InvalidAddress as exc:
             return _reject(RejectionCode.INVALID_RECIPIENT, f"recipient: {exc}")

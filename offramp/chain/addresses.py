@@ -27,13 +27,16 @@ def checksum(value: str) -> str:
     return to_checksum_address(value)
 
 
-def validate_recipient(value: str, own_addresses: Iterable[str] = ()) -> str:
+def validate_recipient(
+    value: str, own_addresses: Iterable[str] = (), forbidden: Iterable[str] = ()
+) -> str:
     """The checksummed recipient, or InvalidAddress: malformed, bad checksum, the zero address,
-    or one of our own wallets (or another address the caller forbids)."""
+    one of our own wallets, or an address the caller forbids."""
     address = checksum(value)
     if address == ZERO_ADDRESS:
         raise InvalidAddress("the zero address cannot receive a payment")
-    own = {a.lower() for a in own_addresses}
-    if address.lower() in own:
+    if address.lower() in {a.lower() for a in own_addresses}:
         raise InvalidAddress(f"{address} is one of our own wallets")
+    if address.lower() in {a.lower() for a in forbidden}:
+        raise InvalidAddress(f"{address} is not allowed as a recipient")
     return address
