@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from activities.chain import ChainActivities
+from activities.kado import KadoActivities
 from worker.resources import WorkerResources
 from workflows.hot_wallet import HotWalletWorkflow
 from workflows.payment import NonceFillWorkflow, PaymentWorkflow
@@ -22,4 +23,6 @@ def activities(resources: WorkerResources) -> Sequence[Callable[..., Any]]:
     registered: list[Callable[..., Any]] = []
     if resources.chains is not None:
         registered += ChainActivities(resources.chains).all()
+    if resources.kado is not None:
+        registered += KadoActivities(resources.kado).all()
     return registered

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from offramp.chain.rpc import ChainRuntime
 from offramp.config import EngineSettings
+from offramp.kado.client import KadoClient
 
 
 @dataclass
@@ -16,12 +17,16 @@ class WorkerResources:
     # Per-chain web3 clients and the hot wallet signer; each chain's eth_chainId is checked at
     # start and a chain that differs from its configuration is refused (logged, never served).
     chains: ChainRuntime | None = None
+    # Kado order-status client (connection pool shared by all Kado activities).
+    kado: KadoClient | None = None
 
     @classmethod
     async def create(cls, settings: EngineSettings) -> WorkerResources:
         resources = cls(settings=settings)
         resources.chains = await ChainRuntime.create(settings)
         resources.exit_stack.push_async_callback(resources.chains.aclose)
+        resources.kado = KadoClient.from_settings(settings)
+        resources.exit_stack.push_async_callback(resources.kado.aclose)
         return resources
 
     async def aclose(self) -> None:

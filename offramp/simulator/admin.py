@@ -39,7 +39,8 @@ class OrderView(BaseModel):
 
     state: dict[str, Any]
     data: dict[str, Any]
-    requests: int
+    requests: int  # public GETs of this order so far
+    responses: dict[str, int] = {}  # their HTTP statuses: {"200": 3, "429": 2, "503": 1}
 
     @property
     def phase(self) -> str:

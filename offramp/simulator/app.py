@@ -143,11 +143,13 @@ class Stats:
         self.requests_total = 0
         self.by_order: Counter[str] = Counter()
         self.by_status: Counter[int] = Counter()
+        self.by_order_status: dict[str, Counter[int]] = {}
 
     def reset(self) -> None:
         self.requests_total = 0
         self.by_order.clear()
         self.by_status.clear()
+        self.by_order_status.clear()
 
 
 class Simulator:
@@ -333,6 +335,10 @@ class Simulator:
             "state": order.admin_view(now),
             "data": order.served_data(now),
             "requests": self.stats.by_order.get(order.id, 0),
+            "responses": {
+                str(status): count
+                for status, count in sorted(self.stats.by_order_status.get(order.id, {}).items())
+            },
         }
 
     # ---- the public route --------------------------------------------------------------------
@@ -351,6 +357,7 @@ class Simulator:
         if decision.malformed is not None and decision.status is None and order is not None:
             response = _malformed(decision.malformed, bytes(response.body))
         self.stats.by_status[response.status_code] += 1
+        self.stats.by_order_status.setdefault(order_id, Counter())[response.status_code] += 1
         return response
 
     def _answer(

@@ -1,0 +1,259 @@
+"""Kado activities through a real Temporal worker (local dev server) against the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import ActivityError, ApplicationError, ApplicationErrorCategory
+from temporalio.worker import Worker
+
+from activities.kado import NOT_CHANGED_ERROR_TYPE, KadoActivities, to_application_error
+from offramp.kado.client import KadoClient
+from offramp.kado.errors import (
+    KadoMalformedResponse,
+    KadoOrderNotFound,
+    KadoRateLimited,
+    KadoServerError,
+    KadoTransportError,
+)
+from offramp.kado.models import TransferStatus, WaitForOrderChangeInput
+from offramp.simulator.admin import SimulatorAdmin
+from offramp.simulator.faults import FaultConfig
+from tests.conftest import KadoSimulator
+from tests.kado.workflows import FetchOrderWorkflow, WaitForChangeWorkflow
+
+# Polls this fast so a test sees many of them quickly; production uses seconds to minutes.
+FAST_POLL = {"initial_interval_seconds": 0.05, "max_interval_seconds": 0.2, "backoff": 1.5}
+
+
+@pytest.fixture
+async def kado(kado_simulator: KadoSimulator) -> AsyncIterator[KadoClient]:
+    async with KadoClient(kado_simulator.base_url, timeout_seconds=5) as client:
+        yield client
+
+
+@pytest.fixture
+async def worker(dev_client: Client, task_queue: str, kado: KadoClient) -> AsyncIterator[Worker]:
+    activities = KadoActivities(kado)
+    async with Worker(
+        dev_client,
+        task_queue=task_queue,
+        workflows=[FetchOrderWorkflow, WaitForChangeWorkflow],
+        activities=[activities.fetch_order, activities.wait_for_order_change],
+    ) as running:
+        yield running
+
+
+async def history_summary(handle: WorkflowHandle[Any, Any]) -> tuple[int, int]:
+    """(events in the history, attempt number of the activity's final run)."""
+    history = await handle.fetch_history()
+    attempts = [
+        event.activity_task_started_event_attributes.attempt
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+    ]
+    return len(history.events), max(attempts, default=0)
+
+
+# ---- error mapping ---------------------------------------------------------------------------
+
+
+def test_error_mapping() -> None:
+    rate = to_application_error(KadoRateLimited("o", 7.0))
+    assert rate.type == "KadoRateLimited" and not rate.non_retryable
+    assert rate.next_retry_delay == timedelta(seconds=7)
+    assert rate.category is ApplicationErrorCategory.BENIGN
+
+    # The wait's own interval wins when it is longer than Retry-After.
+    assert to_application_error(KadoRateLimited("o", 1.0), 5.0).next_retry_delay == timedelta(
+        seconds=5
+    )
+    server = to_application_error(KadoServerError("o", 503))
+    assert server.type == "KadoServerError" and not server.non_retryable
+    assert server.next_retry_delay is None  # the workflow's retry policy decides
+    assert to_application_error(KadoTransportError("o", "timeout")).type == "KadoTransportError"
+
+    missing = to_application_error(KadoOrderNotFound("o", "gone", status_code=404))
+    assert missing.type == "KadoOrderNotFound" and missing.non_retryable
+    assert missing.details[0]["provider_message"] == "gone"
+
+    bad = to_application_error(KadoMalformedResponse("o", "payAmount.amount", "is zero"))
+    assert bad.type == "KadoMalformedResponse" and bad.non_retryable
+    assert bad.details[0]["field"] == "payAmount.amount"
+
+
+# ---- fetch -----------------------------------------------------------------------------------
+
+
+FETCHES = 6
+
+
+async def test_fetch_succeeds_through_5xx_and_429_bursts(
+    dev_client: Client, task_queue: str, worker: Worker, sim_admin: SimulatorAdmin
+) -> None:
+    # 30% of answers are 503; every 5 requests start with a burst of two 429s (Retry-After: 1).
+    faults = FaultConfig(
+        error_rate=0.3, rate_limit_burst=2, rate_limit_every=3, retry_after_seconds=1, seed=4
+    )
+    created = await sim_admin.create_order(amount="42.5", faults=faults)
+
+    for _ in range(FETCHES):
+        order = await dev_client.execute_workflow(
+            FetchOrderWorkflow.run,
+            created.order_id,
+            id=f"fetch-{uuid.uuid4()}",
+            task_queue=task_queue,
+        )
+        assert order.id == created.order_id and order.is_ready_for_deposit
+
+    view = await sim_admin.order(created.order_id)
+    print(
+        f"\n{FETCHES} fetches under 30% 5xx + 429 bursts: {view.requests} HTTP calls "
+        f"({view.responses})"
+    )
+    assert view.responses.get("429", 0) >= 2 and view.responses.get("503", 0) >= 1
+    assert view.responses["200"] == FETCHES
+    assert view.requests <= 4 * FETCHES
+
+
+async def test_fetch_of_a_missing_order_fails_once_and_does_not_retry(
+    dev_client: Client, task_queue: str, worker: Worker, sim_admin: SimulatorAdmin
+) -> None:
+    order_id = uuid.uuid4().hex[:24]
+    with pytest.raises(WorkflowFailureError) as info:
+        await dev_client.execute_workflow(
+            FetchOrderWorkflow.run,
+            order_id,
+            id=f"fetch-{uuid.uuid4()}",
+            task_queue=task_queue,
+        )
+    cause = info.value.cause
+    assert isinstance(cause, ActivityError)
+    assert isinstance(cause.cause, ApplicationError)
+    assert cause.cause.type == "KadoOrderNotFound" and cause.cause.non_retryable
+    assert await sim_admin.requests_for(order_id) == 1
+
+
+async def test_fetch_of_a_malformed_order_names_the_field(
+    dev_client: Client, task_queue: str, worker: Worker, sim_admin: SimulatorAdmin
+) -> None:
+    created = await sim_admin.create_order(overrides={"depositAddress": "0xnot-an-address"})
+    with pytest.raises(WorkflowFailureError) as info:
+        await dev_client.execute_workflow(
+            FetchOrderWorkflow.run,
+            created.order_id,
+            id=f"fetch-{uuid.uuid4()}",
+            task_queue=task_queue,
+        )
+    cause = info.value.cause
+    assert isinstance(cause, ActivityError) and isinstance(cause.cause, ApplicationError)
+    assert cause.cause.type == "KadoMalformedResponse"
+    assert cause.cause.details[0]["field"] == "depositAddress"
+    assert await sim_admin.requests_for(created.order_id) == 1
+
+
+# ---- wait for a change -----------------------------------------------------------------------
+
+
+async def wait_for_polls(sim_admin: SimulatorAdmin, order_id: str, polls: int) -> None:
+    deadline = time.monotonic() + 60
+    while await sim_admin.requests_for(order_id) < polls:
+        assert time.monotonic() < deadline, f"fewer than {polls} polls in 60 s"
+        await asyncio.sleep(0.05)
+
+
+async def test_waiting_costs_a_fixed_number_of_history_events(
+    dev_client: Client,
+    task_queue: str,
+    worker: Worker,
+    sim_admin: SimulatorAdmin,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    # A: the order has already changed, so the first poll returns.
+    quick = await sim_admin.create_order(amount="1", overrides={"transferStatus": "pending"})
+    handle_quick = await dev_client.start_workflow(
+        WaitForChangeWorkflow.run,
+        WaitForOrderChangeInput(
+            order_id=quick.order_id, last_transfer_status=TransferStatus.UNINITIATED, **FAST_POLL
+        ),
+        id=f"wait-{uuid.uuid4()}",
+        task_queue=task_queue,
+    )
+    assert (await handle_quick.result()).transfer_status is TransferStatus.PENDING
+
+    # B: the order changes only after many polls.
+    slow = await sim_admin.create_order(amount="1")
+    handle_slow = await dev_client.start_workflow(
+        WaitForChangeWorkflow.run,
+        WaitForOrderChangeInput(
+            order_id=slow.order_id, last_transfer_status=TransferStatus.UNINITIATED, **FAST_POLL
+        ),
+        id=f"wait-{uuid.uuid4()}",
+        task_queue=task_queue,
+    )
+    await wait_for_polls(sim_admin, slow.order_id, 20)
+    await sim_admin.patch_order(slow.order_id, overrides={"transferStatus": "pending"})
+    result = await handle_slow.result()
+    assert result.transfer_status is TransferStatus.PENDING
+
+    quick_events, quick_attempts = await history_summary(handle_quick)
+    slow_events, slow_attempts = await history_summary(handle_slow)
+    polls = await sim_admin.requests_for(slow.order_id)
+    print(
+        f"\nwait: 1 poll → {quick_events} history events; "
+        f"{polls} polls (attempt {slow_attempts}) → {slow_events} history events"
+    )
+    assert quick_attempts == 1 and slow_attempts >= 20 and polls >= 20
+    assert slow_events == quick_events == 11
+    # "Not yet" is BENIGN: no warning (and no traceback) per poll.
+    noisy = [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+    assert not [r for r in noisy if NOT_CHANGED_ERROR_TYPE in r.getMessage()]
+
+
+async def test_wait_returns_when_the_order_becomes_ready(
+    dev_client: Client, task_queue: str, worker: Worker, sim_admin: SimulatorAdmin
+) -> None:
+    created = await sim_admin.create_order(amount="3.5", ready_after_seconds=3600)
+    handle = await dev_client.start_workflow(
+        WaitForChangeWorkflow.run,
+        WaitForOrderChangeInput(order_id=created.order_id, await_ready=True, **FAST_POLL),
+        id=f"wait-{uuid.uuid4()}",
+        task_queue=task_queue,
+    )
+    await wait_for_polls(sim_admin, created.order_id, 3)
+    await sim_admin.patch_order(created.order_id, ready_after_seconds=0)
+    order = await handle.result()
+    assert order.is_ready_for_deposit
+    assert order.deposit_address == created.deposit_address
+
+
+async def test_wait_keeps_polling_through_faults(
+    dev_client: Client, task_queue: str, worker: Worker, sim_admin: SimulatorAdmin
+) -> None:
+    faults = FaultConfig(
+        error_rate=0.3, rate_limit_burst=1, rate_limit_every=4, retry_after_seconds=0, seed=3
+    )
+    created = await sim_admin.create_order(
+        amount="1", faults=faults, overrides={"transferStatus": "settled"}
+    )
+    order = await dev_client.execute_workflow(
+        WaitForChangeWorkflow.run,
+        WaitForOrderChangeInput(
+            order_id=created.order_id,
+            last_transfer_status=TransferStatus.PENDING,
+            **FAST_POLL,
+        ),
+        id=f"wait-{uuid.uuid4()}",
+        task_queue=task_queue,
+    )
+    assert order.is_settled

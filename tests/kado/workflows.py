@@ -1,0 +1,56 @@
+"""Minimal workflows that call the Kado activities the way the SellOrder workflow will."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from offramp.kado.errors import NON_RETRYABLE_ERROR_TYPES
+    from offramp.kado.models import (
+        FETCH_ORDER_ACTIVITY,
+        WAIT_FOR_ORDER_CHANGE_ACTIVITY,
+        FetchOrderInput,
+        KadoOrder,
+        WaitForOrderChangeInput,
+    )
+
+
+@workflow.defn
+class FetchOrderWorkflow:
+    @workflow.run
+    async def run(self, order_id: str) -> KadoOrder:
+        order: KadoOrder = await workflow.execute_activity(
+            FETCH_ORDER_ACTIVITY,
+            FetchOrderInput(order_id=order_id),
+            result_type=KadoOrder,
+            start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(milliseconds=100),
+                backoff_coefficient=1.5,
+                maximum_interval=timedelta(seconds=1),
+                maximum_attempts=30,
+                non_retryable_error_types=list(NON_RETRYABLE_ERROR_TYPES),
+            ),
+        )
+        return order
+
+
+@workflow.defn
+class WaitForChangeWorkflow:
+    @workflow.run
+    async def run(self, request: WaitForOrderChangeInput) -> KadoOrder:
+        order: KadoOrder = await workflow.execute_activity(
+            WAIT_FOR_ORDER_CHANGE_ACTIVITY,
+            request,
+            result_type=KadoOrder,
+            start_to_close_timeout=timedelta(seconds=10),
+            schedule_to_close_timeout=timedelta(minutes=5),
+            retry_policy=RetryPolicy(
+                maximum_attempts=0,  # the retry policy is the poll loop
+                non_retryable_error_types=list(NON_RETRYABLE_ERROR_TYPES),
+            ),
+        )
+        return order
