@@ -6,6 +6,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from offramp.converter import DATA_CONVERTER
 from offramp.kado.models import (
@@ -306,3 +308,26 @@ def test_wait_input_change_rules_and_backoff() -> None:
     )
     assert [policy.delay_seconds(n) for n in range(1, 6)] == [2, 4, 8, 10, 10]
     assert policy.delay_seconds(10_000) == 10
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.decimals(
+        min_value=Decimal("0.000001"),
+        max_value=Decimal("999999999999.999999"),
+        places=6,
+        allow_nan=False,
+        allow_infinity=False,
+    )
+)
+def test_any_six_decimal_amount_round_trips_exactly(value: Decimal) -> None:
+    order = parse(body(str(value)))
+    assert order.amount == value
+    assert order.pay_amount is not None
+    assert order.pay_amount.base_units(6) == int(value * 10**6)
+
+
+def test_non_utf8_body_is_malformed() -> None:
+    with pytest.raises(OrderParseError) as info:
+        parse_envelope(b"\xff\xfe\xfa not json")
+    assert info.value.field == "body"
