@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from offramp.chain import fees
@@ -346,7 +346,9 @@ class PaymentWorkflow:
                 retry_policy=_RESERVE_RETRY,
                 summary="reserve a nonce",
             )
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, ActivityError) as exc:
+            if not is_cancelled_exception(exc):
+                raise
             # Cancelled before anything was signed: give the nonce back (if it was taken).
             await workflow.get_external_workflow_handle(accepted.hot_wallet_workflow_id).signal(
                 "release", ReleaseSignal(payment_id=request.payment_id, reason="cancelled")

@@ -88,7 +88,9 @@ class ChainRuntime:
             )
         else:
             try:
-                actual = await asyncio.wait_for(client.w3.eth.chain_id, config.rpc_timeout_seconds)
+                actual = await asyncio.wait_for(
+                    client.w3.eth.chain_id, min(config.rpc_timeout_seconds, 5.0)
+                )
             except Exception as exc:  # unreachable: check again on first use
                 log.warning(
                     "chain %r: cannot read eth_chainId yet (%s); will check on first use",

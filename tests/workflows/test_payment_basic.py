@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 from temporalio.client import Client
+from temporalio.worker import Replayer
 
 from offramp.chain.models import PaymentRequest, PaymentStatus, payment_workflow_id
+from offramp.converter import DATA_CONVERTER
 from tests.chain.support import (
     CHAIN,
     PayChain,
@@ -21,6 +23,8 @@ from tests.chain.support import (
     start_payment,
     wallet_id,
 )
+from workflows.hot_wallet import HotWalletWorkflow
+from workflows.payment import NonceFillWorkflow, PaymentWorkflow
 
 
 @pytest.fixture
@@ -75,3 +79,10 @@ async def test_native_and_token_payment(
         dev_client,
         [payment_workflow_id("basic-eth"), payment_workflow_id("basic-usdc"), wallet_id(chain)],
     )
+    # The recorded histories replay against the code (determinism).
+    replayer = Replayer(
+        workflows=[PaymentWorkflow, NonceFillWorkflow, HotWalletWorkflow],
+        data_converter=DATA_CONVERTER,
+    )
+    for handle in (eth, usdc):
+        await replayer.replay_workflow(await handle.fetch_history())

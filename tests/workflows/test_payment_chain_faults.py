@@ -339,3 +339,119 @@ async def test_abandoned_nonce_is_filled(
         f"\nabandoned nonce {start_nonce} filled by {fill.tx_hashes[-1]}; "
         f"payment got {outcome.nonce}"
     )
+
+
+async def test_nonce_used_elsewhere_is_a_conflict_never_resigned(
+    dev_client: Client, task_queue: str, chain: PayChain
+) -> None:
+    from eth_account import Account as Accounts
+
+    from offramp.devstack.chain import HOT_WALLET_KEY
+
+    recipient = Account.create().address
+    async with payment_worker(dev_client, task_queue, {CHAIN: chain.config()}):
+        first = await (
+            await start_payment(
+                dev_client,
+                task_queue,
+                PaymentRequest(
+                    payment_id=f"pre-{chain.chain_id}",
+                    chain=CHAIN,
+                    asset="ETH",
+                    recipient=recipient,
+                    amount=Decimal("0.1"),
+                ),
+            )
+        ).result()
+        assert first.nonce is not None
+        # Someone uses the wallet's next nonce outside the engine.
+        outsider = Accounts.from_key(HOT_WALLET_KEY).sign_transaction(
+            {
+                "chainId": chain.chain_id,
+                "nonce": first.nonce + 1,
+                "to": HOT_WALLET,
+                "value": 0,
+                "gas": 21_000,
+                "maxFeePerGas": 10**10,
+                "maxPriorityFeePerGas": 10**9,
+            }
+        )
+        chain.w3.eth.send_raw_transaction(outsider.raw_transaction)
+        payment_id = f"conflict-{chain.chain_id}"
+        handle = await start_payment(
+            dev_client,
+            task_queue,
+            PaymentRequest(
+                payment_id=payment_id,
+                chain=CHAIN,
+                asset="ETH",
+                recipient=recipient,
+                amount=Decimal("0.2"),
+            ),
+        )
+        outcome = await handle.result()
+        wallet = await dev_client.get_workflow_handle(wallet_id(chain)).query(
+            "state", result_type=HotWalletState
+        )
+    assert outcome.status is PaymentStatus.NONCE_CONFLICT and outcome.needs_attention
+    assert outcome.nonce == first.nonce + 1
+    assert len(outcome.tx_hashes) == 1  # never re-signed at another nonce
+    assert chain.eth_balance(recipient) == 10**17  # only the first payment arrived
+    assert wallet.reservations[payment_id].status is ReservationStatus.CONFLICT
+    assert any("conflict" in line for line in wallet.attention)
+
+
+async def test_cancel_before_a_nonce_and_after(
+    dev_client: Client, task_queue: str, chain: PayChain
+) -> None:
+    """Cancelled while waiting for a nonce: CANCELLED, nothing reserved. Cancelled once a tx may
+    exist: ignored, the payment completes."""
+    chain.set_automine(False)
+    config = chain.config(in_flight_limit=1, bump_after_seconds=120)
+    async with payment_worker(dev_client, task_queue, {CHAIN: config}):
+        first = await start_payment(
+            dev_client,
+            task_queue,
+            PaymentRequest(
+                payment_id=f"hold-{chain.chain_id}",
+                chain=CHAIN,
+                asset="ETH",
+                recipient=Account.create().address,
+                amount=Decimal("0.1"),
+            ),
+        )
+
+        async def broadcast() -> PaymentState | None:
+            state = await payment_state(first)
+            return state if state.attempts else None
+
+        await wait_for(broadcast, "the first broadcast")
+        waiting = await start_payment(
+            dev_client,
+            task_queue,
+            PaymentRequest(
+                payment_id=f"wait-{chain.chain_id}",
+                chain=CHAIN,
+                asset="ETH",
+                recipient=Account.create().address,
+                amount=Decimal("0.1"),
+            ),
+        )
+
+        async def reserving() -> PaymentState | None:
+            state = await payment_state(waiting)
+            return state if state.stage.value == "reserving_nonce" else None
+
+        await wait_for(reserving, "the second payment to wait for a nonce")
+        await waiting.cancel()
+        cancelled = await waiting.result()
+        assert cancelled.status is PaymentStatus.CANCELLED
+        assert not cancelled.nonce_reserved and cancelled.tx_hashes == []
+
+        await first.cancel()  # a tx may exist: ignored
+        chain.set_automine(True)
+        chain.mine()
+        done = await first.result()
+        state = await payment_state(first)
+    assert done.status is PaymentStatus.CONFIRMED
+    assert any("ignored" in e for e in state.events)
