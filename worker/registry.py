@@ -7,20 +7,29 @@ from typing import Any
 
 from activities.chain import ChainActivities
 from activities.kado import KadoActivities
+from activities.orders import OrderActivities
 from worker.resources import WorkerResources
 from workflows.hot_wallet import HotWalletWorkflow
 from workflows.payment import NonceFillWorkflow, PaymentWorkflow
+from workflows.sell_order import SellOrderWorkflow
 
 
 def workflows() -> Sequence[type]:
     """Workflow classes the worker runs."""
-    registered: list[type] = [PaymentWorkflow, NonceFillWorkflow, HotWalletWorkflow]
+    registered: list[type] = [
+        SellOrderWorkflow,
+        PaymentWorkflow,
+        NonceFillWorkflow,
+        HotWalletWorkflow,
+    ]
     return registered
 
 
 def activities(resources: WorkerResources) -> Sequence[Callable[..., Any]]:
     """Activity callables, bound to the worker's shared resources (HTTP clients, chains, signer)."""
-    registered: list[Callable[..., Any]] = []
+    registered: list[Callable[..., Any]] = [
+        OrderActivities(resources.settings.chains).check_sell_order
+    ]
     if resources.chains is not None:
         registered += ChainActivities(resources.chains).all()
     if resources.kado is not None:

@@ -1,4 +1,4 @@
-"""`offramp`: the command line for wallet backends, operators and engineers."""
+"""Commands for the local stack and the worker: `dev`, `chain-setup`, `worker`."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from offramp.cli.app import app, console, fail
 from offramp.config import DEFAULT_TASK_QUEUE
 from offramp.devstack.chain import prepare_chain
 from offramp.devstack.processes import ProcessFailed
@@ -21,19 +21,6 @@ from offramp.devstack.stack import (
     StackSettings,
     simulator_process,
 )
-
-app = typer.Typer(
-    help="Off-ramp engine: SELL orders from a wallet backend to settled, exactly once.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
-console = Console()
-err_console = Console(stderr=True)
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(code)
 
 
 def _stop_on_sigterm() -> None:
@@ -84,7 +71,7 @@ def dev(
     except KeyboardInterrupt:
         console.print("stopping...")
     except ProcessFailed as exc:
-        raise _fail(str(exc)) from None
+        fail(str(exc))
     finally:
         stack.stop()
     console.print("stopped")
@@ -113,7 +100,3 @@ def run_worker() -> None:
     from worker.main import main as worker_main
 
     raise typer.Exit(worker_main())
-
-
-def main() -> None:
-    app()

@@ -1,0 +1,12 @@
+"""`offramp`: the command line for wallet backends, operators and engineers."""
+
+from __future__ import annotations
+
+from offramp.cli import orders, stack
+from offramp.cli.app import app
+
+__all__ = ["app", "main", "orders", "stack"]
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,244 @@
+"""Commands for wallet backends and operators: start, status, list, approve, reject, cancel,
+poll-now, replay. They connect like the worker does (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, ...)."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.table import Table
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.service import RPCError
+
+from offramp import search_attributes as sa
+from offramp.cli.app import CliError, app, console, run_async
+from offramp.config import DEFAULT_TASK_QUEUE
+from offramp.orders.models import (
+    Decision,
+    SellOrderInput,
+    SellOrderState,
+    workflow_id_for,
+)
+from offramp.orders.render import list_query, render_state
+from offramp.orders.starter import start_sell_order
+from offramp.temporal_client import connect
+
+OrderIdArg = Annotated[str, typer.Argument(help="the provider's order id")]
+OperatorOpt = Annotated[str, typer.Option("--operator", help="who decides (shown in history)")]
+NoteOpt = Annotated[str, typer.Option(help="a note for the timeline")]
+TaskQueueOpt = Annotated[str, typer.Option(envvar="OFFRAMP_TASK_QUEUE")]
+
+
+async def _client() -> Client:
+    try:
+        return await connect()
+    except RuntimeError as exc:
+        raise CliError(f"cannot connect to Temporal: {exc}") from None
+
+
+_LIST_COLUMNS = (
+    sa.ORDER_ID,
+    sa.STAGE,
+    sa.TRANSFER_STATUS,
+    sa.AMOUNT,
+    sa.NEEDS_ATTENTION,
+    sa.TX_HASH,
+)
+
+
+def _validation_message(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False):
+        field = ".".join(str(p) for p in err["loc"]) or "input"
+        parts.append(f"{field}: {err['msg'].removeprefix('Value error, ')}")
+    return "; ".join(parts)
+
+
+@app.command()
+def start(
+    order_id: OrderIdArg,
+    max_amount: Annotated[str, typer.Option(help="most this order may pay, in whole units")],
+    user_ref: Annotated[str | None, typer.Option(help="expected userRef of the order")] = None,
+    wallet_address: Annotated[str | None, typer.Option(help="expected walletAddress")] = None,
+    task_queue: TaskQueueOpt = DEFAULT_TASK_QUEUE,
+    wait: Annotated[bool, typer.Option(help="wait for the result")] = False,
+) -> None:
+    """Start a sell order (or show the one already started for this order id)."""
+    try:
+        request = SellOrderInput(
+            order_id=order_id,
+            user_ref=user_ref,
+            wallet_address=wallet_address,
+            max_amount=_decimal(max_amount, "max_amount"),
+        )
+    except ValidationError as exc:
+        raise typer.BadParameter(_validation_message(exc)) from None
+
+    async def go() -> None:
+        client = await _client()
+        handle = await start_sell_order(client, request, task_queue=task_queue)
+        console.print(f"workflow {handle.id} (run {handle.result_run_id or handle.run_id})")
+        if wait:
+            result = await handle.result()
+            console.print_json(result.model_dump_json())
+
+    run_async(go())
+
+
+def _decimal(text: str, name: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise typer.BadParameter(f"{name}: {text!r} is not a decimal number") from None
+    return value
+
+
+async def _state(client: Client, order_id: str) -> SellOrderState:
+    handle = client.get_workflow_handle(workflow_id_for(order_id))
+    try:
+        state: SellOrderState = await handle.query("state", result_type=SellOrderState)
+    except RPCError as exc:
+        raise CliError(f"order {order_id}: {exc.message}") from None
+    return state
+
+
+@app.command()
+def status(
+    order_id: OrderIdArg,
+    as_json: Annotated[bool, typer.Option("--json", help="print the raw state as JSON")] = False,
+) -> None:
+    """Show an order's state (the workflow's `state` query)."""
+
+    async def go() -> None:
+        state = await _state(await _client(), order_id)
+        if as_json:
+            console.print_json(state.model_dump_json())
+        else:
+            console.print(render_state(state))
+
+    run_async(go())
+
+
+@app.command("list")
+def list_orders(
+    stage: Annotated[str | None, typer.Option(help="e.g. TRACKING, REJECTED")] = None,
+    needs_attention: Annotated[bool, typer.Option(help="only orders needing a person")] = False,
+    chain: Annotated[str | None, typer.Option()] = None,
+    asset: Annotated[str | None, typer.Option()] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 50,
+) -> None:
+    """List sell orders by search attributes."""
+
+    async def go() -> None:
+        client = await _client()
+        query = list_query(stage=stage, needs_attention=needs_attention, chain=chain, asset=asset)
+        table = Table("order", "stage", "status", "amount", "attention", "tx", "started")
+        count = 0
+        async for wf in client.list_workflows(query, limit=limit):
+            attrs = wf.typed_search_attributes
+            table.add_row(
+                *(_cell(attrs.get(key)) for key in _LIST_COLUMNS),
+                wf.start_time.strftime("%Y-%m-%d %H:%M:%S"),
+            )
+            count += 1
+        console.print(table)
+        console.print(f"{count} order(s) matching: {query}", highlight=False)
+
+    run_async(go())
+
+
+def _cell(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def _decide(update: str, order_id: str, operator: str, note: str) -> None:
+    async def go() -> None:
+        client = await _client()
+        handle = client.get_workflow_handle(workflow_id_for(order_id))
+        try:
+            message = await handle.execute_update(
+                update, Decision(operator=operator, note=note), result_type=str
+            )
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            raise CliError(f"{update} refused: {getattr(cause, 'message', cause)}") from None
+        except RPCError as exc:
+            raise CliError(f"order {order_id}: {exc.message}") from None
+        console.print(message, highlight=False)
+
+    run_async(go())
+
+
+@app.command()
+def approve(order_id: OrderIdArg, operator: OperatorOpt, note: NoteOpt = "") -> None:
+    """Approve an order waiting for review."""
+    _decide("approve", order_id, operator, note)
+
+
+@app.command()
+def reject(order_id: OrderIdArg, operator: OperatorOpt, note: NoteOpt = "") -> None:
+    """Reject an order waiting for review (nothing is sent)."""
+    _decide("reject", order_id, operator, note)
+
+
+@app.command()
+def cancel(order_id: OrderIdArg, operator: OperatorOpt, note: NoteOpt = "") -> None:
+    """Cancel an order; refused once a transaction may exist."""
+    _decide("cancel", order_id, operator, note)
+
+
+@app.command("poll-now")
+def poll_now(order_id: OrderIdArg) -> None:
+    """Make an order poll the provider now (what the webhook receiver sends)."""
+
+    async def go() -> None:
+        handle = (await _client()).get_workflow_handle(workflow_id_for(order_id))
+        try:
+            await handle.signal("poll_now")
+        except RPCError as exc:
+            raise CliError(f"order {order_id}: {exc.message}") from None
+        console.print(f"poll_now sent to {handle.id}")
+
+    run_async(go())
+
+
+@app.command()
+def replay(
+    history_file: Annotated[
+        Path | None, typer.Option(help="a JSON history (temporal workflow show -o json)")
+    ] = None,
+    workflow_id: Annotated[str | None, typer.Option(help="replay a live workflow by id")] = None,
+) -> None:
+    """Replay a recorded or live history against the current code: is the change compatible?"""
+    from offramp.orders.replay import replay_history_file, replay_live
+
+    if (history_file is None) == (workflow_id is None):
+        raise typer.BadParameter("give exactly one of --history-file or --workflow-id")
+
+    async def go() -> None:
+        if history_file is not None:
+            error = await replay_history_file(history_file)
+            what = str(history_file)
+        else:
+            assert workflow_id is not None
+            error = await replay_live(await _client(), workflow_id)
+            what = workflow_id
+        if error is not None:
+            raise CliError(f"{what}: NOT compatible with the current code: {error}")
+        console.print(f"{what}: compatible with the current code")
+
+    run_async(go())
+
+
+@app.command()
+def schema(
+    out: Annotated[Path, typer.Option(help="where to write the JSON schemas")] = Path("contract"),
+) -> None:
+    """Write the workflow contract (type, task queue, JSON Schemas of input/result/state)."""
+    from offramp.orders.contract import write
+
+    for path in write(out):
+        console.print(f"wrote {path}", highlight=False)

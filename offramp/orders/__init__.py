@@ -1,0 +1,1 @@
+"""SELL orders: what a wallet backend asks for, what the engine checks, what it reports."""

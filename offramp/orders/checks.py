@@ -1,0 +1,203 @@
+"""The pre-send checks of a SELL order that need no chain access (design: "Checks before any nonce
+is taken"). Pure functions: every failure is a Rejection with a specific reason; nothing is sent.
+
+Balance and gas estimation need the chain and run in the payment preflight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Set
+from decimal import Decimal, localcontext
+
+from offramp.config import AssetConfig, ChainConfig
+from offramp.kado.models import ZERO_ADDRESS, KadoOrder, OrderType
+from offramp.orders.models import (
+    CheckResult,
+    PaymentPlan,
+    Rejection,
+    RejectReason,
+    SellOrderInput,
+)
+
+
+def to_base_units(amount: Decimal, decimals: int) -> int | None:
+    """Exact integer base units, or None if `amount` has more fractional digits than `decimals`.
+    High precision: the default context (28 digits) would round 18-decimal amounts silently."""
+    with localcontext(prec=100):
+        scaled = amount.scaleb(decimals)
+        if scaled != scaled.to_integral_value():
+            return None
+        return int(scaled)
+
+
+def _reject(reason: RejectReason, detail: str) -> CheckResult:
+    return CheckResult(rejection=Rejection(reason=reason, detail=detail))
+
+
+def _same_address(a: str, b: str) -> bool:
+    return a.lower() == b.lower()
+
+
+def order_state_rejection(order: KadoOrder) -> Rejection | None:
+    """An order the provider already failed or expired can never be paid."""
+    if order.is_expired:
+        return Rejection(reason=RejectReason.ORDER_EXPIRED, detail="the provider expired the order")
+    if order.is_failed:
+        return Rejection(
+            reason=RejectReason.ORDER_FAILED,
+            detail=f"the provider reports transferStatus failed ({order.machine_status or '-'})",
+        )
+    return None
+
+
+def check_order(
+    order: KadoOrder,
+    request: SellOrderInput,
+    chains: Mapping[str, ChainConfig],
+    own_wallets: Set[str],
+) -> CheckResult:
+    """Every check on the provider's order against the request and our configuration.
+
+    `own_wallets`: addresses we control (lower-case); never a deposit address.
+    """
+    if order.order_type is not OrderType.SELL:
+        shown = order.order_type.value if order.order_type else "missing"
+        return _reject(RejectReason.NOT_A_SELL_ORDER, f"orderType is {shown}, not sell")
+    if request.user_ref is not None and order.user_ref != request.user_ref:
+        return _reject(
+            RejectReason.USER_REF_MISMATCH,
+            "the order's userRef differs from the user_ref given at start",
+        )
+    if request.wallet_address is not None and not (
+        order.wallet_address and _same_address(order.wallet_address, request.wallet_address)
+    ):
+        return _reject(
+            RejectReason.WALLET_MISMATCH,
+            "the order's walletAddress differs from the wallet_address given at start",
+        )
+    if (state := order_state_rejection(order)) is not None:
+        return CheckResult(rejection=state)
+
+    chain_name = (order.blockchain or "").lower()
+    chain = chains.get(chain_name)
+    if chain is None:
+        return _reject(
+            RejectReason.UNSUPPORTED_CHAIN,
+            f"blockchain {order.blockchain or 'missing'!r} is not a configured EVM chain",
+        )
+    if (
+        order.crypto_currency is not None
+        and order.crypto_currency.official_chain_id is not None
+        and order.crypto_currency.official_chain_id != chain.chain_id
+    ):
+        return _reject(
+            RejectReason.CHAIN_ID_MISMATCH,
+            f"cryptoCurrency.officialChainId {order.crypto_currency.official_chain_id} is not "
+            f"{chain_name}'s chain id {chain.chain_id}",
+        )
+
+    asset_result = _check_asset(order, chain, chain_name)
+    if isinstance(asset_result, CheckResult):
+        return asset_result
+    asset = asset_result
+
+    amount = order.amount
+    if amount is None:
+        return _reject(RejectReason.AMOUNT_INVALID, "payAmount.amount is missing")
+    if amount <= 0:
+        return _reject(RejectReason.AMOUNT_INVALID, f"payAmount.amount {amount} is not positive")
+    base_units = to_base_units(amount, asset.decimals)
+    if base_units is None:
+        return _reject(
+            RejectReason.AMOUNT_TOO_PRECISE,
+            f"payAmount.amount {amount} has more than {asset.decimals} decimals ({asset.symbol})",
+        )
+    if amount > asset.per_order_cap:
+        return _reject(
+            RejectReason.OVER_ORDER_CAP,
+            f"payAmount.amount {amount} {asset.symbol} is over the per-order cap "
+            f"{asset.per_order_cap}",
+        )
+    if amount > request.max_amount:
+        return _reject(
+            RejectReason.OVER_MAX_AMOUNT,
+            f"payAmount.amount {amount} {asset.symbol} is over max_amount {request.max_amount}",
+        )
+
+    deposit = order.deposit_address
+    if deposit is None:
+        return _reject(RejectReason.DEPOSIT_ADDRESS_INVALID, "depositAddress is missing")
+    if _same_address(deposit, ZERO_ADDRESS):
+        return _reject(RejectReason.DEPOSIT_ADDRESS_INVALID, "depositAddress is the zero address")
+    if deposit.lower() in own_wallets or (
+        asset.address is not None and _same_address(deposit, asset.address)
+    ):
+        return _reject(
+            RejectReason.DEPOSIT_ADDRESS_OURS,
+            "depositAddress is one of our own wallets or the token contract",
+        )
+    if not order.is_ready_for_deposit:
+        return _reject(
+            RejectReason.ORDER_NOT_READY,
+            "the order is not ready for the deposit: " + ", ".join(order.missing_for_deposit),
+        )
+
+    return CheckResult(
+        plan=PaymentPlan(
+            order_id=order.id,
+            chain=chain_name,
+            chain_id=chain.chain_id,
+            asset=asset.symbol,
+            token_address=asset.address,
+            decimals=asset.decimals,
+            amount=amount,
+            amount_base_units=base_units,
+            deposit_address=deposit,
+            hot_wallet=chain.hot_wallet,
+            needs_review=asset.review_threshold is not None and amount >= asset.review_threshold,
+        )
+    )
+
+
+def _check_asset(
+    order: KadoOrder, chain: ChainConfig, chain_name: str
+) -> AssetConfig | CheckResult:
+    symbol = (order.asset_symbol or order.asset or "").upper()
+    if order.crypto_currency is not None and order.crypto_currency.symbol:
+        symbol = order.crypto_currency.symbol.upper()
+    asset = chain.assets.get(symbol)
+    if asset is None:
+        return _reject(
+            RejectReason.ASSET_NOT_ALLOWED,
+            f"asset {symbol or 'missing'!r} is not allow-listed on {chain_name}",
+        )
+    currency = order.crypto_currency
+    if asset.is_native:
+        if currency is not None and (currency.address or currency.is_native is False):
+            return _reject(
+                RejectReason.TOKEN_ADDRESS_MISMATCH,
+                f"{symbol} is native on {chain_name} but the order names a token contract",
+            )
+    else:
+        assert asset.address is not None
+        if currency is None or currency.address is None:
+            return _reject(
+                RejectReason.TOKEN_ADDRESS_MISMATCH,
+                f"the order gives no cryptoCurrency.address for {symbol}",
+            )
+        if not _same_address(currency.address, asset.address):
+            return _reject(
+                RejectReason.TOKEN_ADDRESS_MISMATCH,
+                f"cryptoCurrency.address {currency.address} is not the configured {symbol} "
+                f"contract {asset.address}",
+            )
+    if (
+        currency is not None
+        and currency.decimals is not None
+        and currency.decimals != asset.decimals
+    ):
+        return _reject(
+            RejectReason.TOKEN_DECIMALS_MISMATCH,
+            f"cryptoCurrency.decimals {currency.decimals} is not the configured {asset.decimals}",
+        )
+    return asset

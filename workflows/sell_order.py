@@ -1,0 +1,639 @@
+"""SellOrderWorkflow: one Kado SELL order from its id to settled, paying exactly once.
+
+RECEIVED → AWAITING_ORDER → VALIDATED → [AWAITING_APPROVAL] → FUNDING → CONFIRMING → TRACKING →
+SETTLED, or REJECTED / CANCELLED / EXPIRED before anything is sent, or PROVIDER_FAILED /
+TX_REVERTED / UNRESOLVED after. Two invariants (design.md): nothing is sent unless every check
+passed; once a transaction could be on chain, the workflow never ends without knowing its fate
+(cancel is refused from FUNDING on; the payment child is awaited whatever happens).
+
+Waiting on the provider uses the infrequent-poll activity (`kado_wait_for_order_change`): a wait
+of any length costs the same few history events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any, Final, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as ActivityTimeoutError
+from temporalio.workflow import ParentClosePolicy
+
+with workflow.unsafe.imports_passed_through():
+    from offramp import search_attributes as sa
+    from offramp.chain.models import (
+        PaymentOutcome,
+        PaymentRequest,
+        PaymentStatus,
+        RejectionCode,
+        payment_workflow_id,
+    )
+    from offramp.kado.models import (
+        FETCH_ORDER_ACTIVITY,
+        WAIT_FOR_ORDER_CHANGE_ACTIVITY,
+        FetchOrderInput,
+        KadoOrder,
+        TransferStatus,
+        WaitForOrderChangeInput,
+    )
+    from offramp.orders.models import (
+        CHECK_SELL_ORDER_ACTIVITY,
+        PAYMENT_STAGES,
+        WORKFLOW_TYPE,
+        CheckResult,
+        CheckSellOrderInput,
+        Decision,
+        OrderFacts,
+        PaymentPlan,
+        PaymentProgress,
+        Rejection,
+        RejectReason,
+        SellOrderInput,
+        SellOrderResult,
+        SellOrderState,
+        Stage,
+        TimelineEntry,
+        TxAttemptView,
+    )
+
+T = TypeVar("T")
+
+PAYMENT_WORKFLOW: Final = "Payment"  # workflows/payment.py
+# Provider `unknown` for longer than this: flag for a person (Kado: "reach out to support if
+# funds don't arrive within 10 minutes"), and keep following.
+UNKNOWN_ALERT_AFTER: Final = timedelta(minutes=10)
+# A malformed provider response may be a passing glitch: re-fetch this often before rejecting.
+MALFORMED_FETCH_ATTEMPTS: Final = 3
+
+_PROVIDER_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=1),
+    maximum_attempts=0,
+    non_retryable_error_types=["KadoOrderNotFound", "KadoRequestRejected", "KadoMalformedResponse"],
+)
+_CHECK_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
+# The payment child is idempotent by payment id (the hot wallet hands one nonce per id), so a
+# failed run may be retried safely; it is never abandoned while a transaction may exist.
+_PAYMENT_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=10), maximum_attempts=0)
+
+
+class _Interrupted(Exception):
+    """A wait ended early: cancel requested or poll_now signalled."""
+
+
+@workflow.defn(name=WORKFLOW_TYPE)
+class SellOrderWorkflow:
+    @workflow.init
+    def __init__(self, input: SellOrderInput) -> None:
+        self._input = input
+        self._started_at = workflow.now()
+        self._state = SellOrderState(order_id=input.order_id, stage=Stage.RECEIVED)
+        self._state.timeline.append(TimelineEntry(at=self._started_at, stage=Stage.RECEIVED))
+        self._decision: tuple[bool, Decision] | None = None
+        self._cancel: Decision | None = None
+        self._poll_now = False
+        self._reject_reason: RejectReason | None = None
+
+    # ---- operator surface ---------------------------------------------------------------------
+
+    @workflow.query(
+        description="The order's full state: stage, order facts, tx attempts, "
+        "provider statuses and a timeline."
+    )
+    def state(self) -> SellOrderState:
+        return self._state
+
+    @workflow.signal(description="Poll the provider now (sent by the webhook receiver).")
+    def poll_now(self) -> None:
+        self._poll_now = True
+
+    @workflow.signal(description="Progress from the payment child (internal).")
+    def payment_progress(self, progress: PaymentProgress) -> None:
+        if progress.tx_hash and progress.tx_hash not in self._state.tx_hashes:
+            self._state.tx_hashes.append(progress.tx_hash)
+            self._state.tx_attempts.append(
+                TxAttemptView(
+                    tx_hash=progress.tx_hash,
+                    nonce=progress.nonce,
+                    max_fee_per_gas=progress.max_fee_per_gas,
+                    max_priority_fee_per_gas=progress.max_priority_fee_per_gas,
+                    status="broadcast",
+                )
+            )
+        if self._state.stage is Stage.FUNDING and progress.tx_hash:
+            self._set_stage(Stage.CONFIRMING, f"broadcast {progress.tx_hash}")
+
+    @workflow.update(description="Approve an order waiting for review (above the threshold).")
+    def approve(self, decision: Decision) -> str:
+        self._decision = (True, decision)
+        return f"approved by {decision.operator}"
+
+    @approve.validator
+    def _validate_approve(self, decision: Decision) -> None:
+        self._require_awaiting_approval("approve")
+
+    @workflow.update(description="Reject an order waiting for review; nothing is sent.")
+    def reject(self, decision: Decision) -> str:
+        self._decision = (False, decision)
+        return f"rejected by {decision.operator}"
+
+    @reject.validator
+    def _validate_reject(self, decision: Decision) -> None:
+        self._require_awaiting_approval("reject")
+
+    @workflow.update(
+        description="Cancel the order. Refused once a transaction may exist (from FUNDING on)."
+    )
+    def cancel(self, decision: Decision) -> str:
+        self._cancel = decision
+        return f"cancel accepted from {decision.operator}"
+
+    @cancel.validator
+    def _validate_cancel(self, decision: Decision) -> None:
+        stage = self._state.stage
+        if stage in PAYMENT_STAGES:
+            raise ValueError(
+                f"cannot cancel in {stage.value}: a transaction may exist; the order is followed "
+                "until its fate is known"
+            )
+        if stage.is_terminal:
+            raise ValueError(f"the order already ended ({stage.value})")
+
+    def _require_awaiting_approval(self, what: str) -> None:
+        if self._state.stage is not Stage.AWAITING_APPROVAL:
+            raise ValueError(
+                f"cannot {what}: the order is {self._state.stage.value}, not waiting for approval"
+            )
+        if self._decision is not None:
+            raise ValueError(f"cannot {what}: a decision was already made")
+
+    # ---- the lifecycle ------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, input: SellOrderInput) -> SellOrderResult:
+        order = await self._fetch_order()
+        if order is None:
+            return self._finish()
+
+        if not order.is_ready_for_deposit and not order.is_terminal and not order.is_expired:
+            self._set_stage(Stage.AWAITING_ORDER, "waiting for deposit address and amount")
+            order = await self._await_ready(order)
+            if order is None:
+                return self._finish()
+
+        plan = await self._check(order)
+        if plan is None:
+            return self._finish()
+
+        if plan.needs_review and not await self._await_approval(plan):
+            return self._finish()
+
+        if self._cancel is not None:
+            return self._cancelled()
+
+        outcome = await self._pay(plan)
+        if outcome is None:
+            return self._finish()
+
+        await self._track(order)
+        return self._finish()
+
+    async def _fetch_order(self) -> KadoOrder | None:
+        for attempt in range(1, MALFORMED_FETCH_ATTEMPTS + 1):
+            try:
+                order: KadoOrder = await workflow.execute_activity(
+                    FETCH_ORDER_ACTIVITY,
+                    FetchOrderInput(order_id=self._input.order_id),
+                    result_type=KadoOrder,
+                    start_to_close_timeout=timedelta(seconds=30),
+                    schedule_to_close_timeout=timedelta(minutes=10),
+                    retry_policy=_PROVIDER_RETRY,
+                    summary=f"fetch Kado order {self._input.order_id}",
+                )
+            except ActivityError as err:
+                kind, message = _failure_kind(err)
+                if kind == "KadoOrderNotFound":
+                    self._reject(RejectReason.ORDER_NOT_FOUND, message)
+                    return None
+                if kind == "KadoMalformedResponse" and attempt < MALFORMED_FETCH_ATTEMPTS:
+                    await workflow.sleep(timedelta(seconds=5 * attempt), summary="re-fetch")
+                    continue
+                reason = (
+                    _malformed_reason(err)
+                    if kind == "KadoMalformedResponse"
+                    else RejectReason.ORDER_MALFORMED
+                )
+                self._reject(reason, message)
+                return None
+            self._observe(order)
+            return order
+        raise ApplicationError("unreachable")  # pragma: no cover
+
+    async def _await_ready(self, order: KadoOrder) -> KadoOrder | None:
+        deadline = self._started_at + self._input.ready_timeout
+        while True:
+            try:
+                changed: KadoOrder = await self._interruptible(
+                    workflow.execute_activity(
+                        WAIT_FOR_ORDER_CHANGE_ACTIVITY,
+                        WaitForOrderChangeInput(
+                            order_id=self._input.order_id,
+                            await_ready=True,
+                            last_transfer_status=order.transfer_status,
+                        ),
+                        result_type=KadoOrder,
+                        start_to_close_timeout=timedelta(seconds=30),
+                        schedule_to_close_timeout=_remaining(deadline),
+                        retry_policy=_poll_retry(),
+                        summary="wait until the order is ready for the deposit",
+                    )
+                )
+            except _Interrupted:
+                if self._cancel is not None:
+                    self._cancelled()
+                    return None
+                continue
+            except ActivityError as err:
+                if _is_timeout(err):
+                    self._set_stage(Stage.EXPIRED, "the order never became ready for the deposit")
+                    return None
+                kind, message = _failure_kind(err)
+                self._reject(
+                    RejectReason.ORDER_NOT_FOUND
+                    if kind == "KadoOrderNotFound"
+                    else _malformed_reason(err),
+                    message,
+                )
+                return None
+            self._observe(changed)
+            if changed.is_ready_for_deposit or changed.is_terminal or changed.is_expired:
+                return changed
+            order = changed
+
+    async def _check(self, order: KadoOrder) -> PaymentPlan | None:
+        result: CheckResult = await workflow.execute_activity(
+            CHECK_SELL_ORDER_ACTIVITY,
+            CheckSellOrderInput(order=order, request=self._input),
+            result_type=CheckResult,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=_CHECK_RETRY,
+            summary="check the order against the request and configuration",
+        )
+        if result.rejection is not None:
+            self._reject(result.rejection.reason, result.rejection.detail)
+            return None
+        if result.plan is None:
+            raise ApplicationError("check returned neither a plan nor a rejection")
+        if self._cancel is not None:
+            self._cancelled()
+            return None
+        self._state.plan = result.plan
+        self._upsert(
+            sa.CHAIN.value_set(result.plan.chain),
+            sa.ASSET.value_set(result.plan.asset),
+            sa.AMOUNT.value_set(str(result.plan.amount)),
+            sa.HOT_WALLET.value_set(result.plan.hot_wallet),
+        )
+        self._set_stage(
+            Stage.VALIDATED,
+            f"pay {result.plan.amount} {result.plan.asset} to {result.plan.deposit_address}",
+        )
+        return result.plan
+
+    async def _await_approval(self, plan: PaymentPlan) -> bool:
+        self._set_stage(
+            Stage.AWAITING_APPROVAL,
+            f"{plan.amount} {plan.asset} is at or above the review threshold",
+        )
+        try:
+            await workflow.wait_condition(
+                lambda: self._decision is not None or self._cancel is not None,
+                timeout=self._input.approval_timeout,
+                timeout_summary="approval deadline",
+            )
+        except TimeoutError:
+            self._reject(RejectReason.APPROVAL_TIMED_OUT, "no operator decision in time")
+            return False
+        if self._cancel is not None:
+            self._cancelled()
+            return False
+        assert self._decision is not None
+        approved, decision = self._decision
+        if not approved:
+            self._reject(
+                RejectReason.NOT_APPROVED,
+                f"rejected by {decision.operator}: {decision.note}".rstrip(": "),
+            )
+            return False
+        self._state.approved_by = decision.operator
+        self._note(f"approved by {decision.operator}")
+        return True
+
+    async def _pay(self, plan: PaymentPlan) -> PaymentOutcome | None:
+        # FUNDING is set before the child is started, so a cancel arriving from here on is refused.
+        self._set_stage(Stage.FUNDING, "reserving a nonce and sending")
+        outcome: PaymentOutcome = await workflow.execute_child_workflow(
+            PAYMENT_WORKFLOW,
+            PaymentRequest(
+                payment_id=f"kado-{plan.order_id}",
+                chain=plan.chain,
+                asset=plan.asset,
+                recipient=plan.deposit_address,
+                amount=plan.amount,
+                expected_token_address=plan.token_address,
+            ),
+            id=payment_workflow_id(f"kado-{plan.order_id}"),
+            result_type=PaymentOutcome,
+            parent_close_policy=ParentClosePolicy.ABANDON,
+            retry_policy=_PAYMENT_RETRY,
+            static_summary=f"pay {plan.amount} {plan.asset} for Kado order {plan.order_id}",
+        )
+        self._record_payment(outcome)
+        if outcome.status is PaymentStatus.CONFIRMED:
+            self._set_stage(Stage.TRACKING, f"confirmed in block {outcome.block_number}")
+            return outcome
+        if outcome.status is PaymentStatus.REJECTED:
+            self._reject(_payment_rejection(outcome.rejection_code), outcome.reason or "")
+        elif outcome.status is PaymentStatus.CANCELLED:
+            self._set_stage(Stage.CANCELLED, outcome.reason or "payment cancelled before signing")
+        elif outcome.status is PaymentStatus.REVERTED:
+            self._attention(f"transaction {outcome.tx_hash} reverted")
+            self._set_stage(Stage.TX_REVERTED, outcome.reason or "the transfer reverted")
+        else:
+            self._attention(f"payment ended {outcome.status.value}: {outcome.reason}")
+            self._set_stage(Stage.UNRESOLVED, outcome.reason or outcome.status.value)
+        return None
+
+    async def _track(self, order: KadoOrder) -> None:
+        deadline = workflow.now() + self._input.settlement_timeout
+        last = order.transfer_status
+        unknown_since: datetime | None = None
+        while True:
+            alert_at = (
+                unknown_since + UNKNOWN_ALERT_AFTER
+                if unknown_since is not None and not self._state.needs_attention
+                else None
+            )
+            try:
+                changed: KadoOrder = await self._interruptible(
+                    workflow.execute_activity(
+                        WAIT_FOR_ORDER_CHANGE_ACTIVITY,
+                        WaitForOrderChangeInput(
+                            order_id=self._input.order_id, last_transfer_status=last
+                        ),
+                        result_type=KadoOrder,
+                        start_to_close_timeout=timedelta(seconds=30),
+                        schedule_to_close_timeout=_remaining(deadline),
+                        retry_policy=_poll_retry(),
+                        summary=f"follow the order until settled (now {_show(last)})",
+                    ),
+                    alert_at=alert_at,
+                    on_alert=lambda: self._attention(
+                        f"provider status unknown for over {UNKNOWN_ALERT_AFTER}"
+                    ),
+                    cancellable=False,
+                )
+            except _Interrupted:
+                continue
+            except ActivityError as err:
+                if _is_timeout(err):
+                    self._attention("no settlement by the deadline")
+                    self._set_stage(Stage.UNRESOLVED, "the provider did not settle in time")
+                    return
+                # The order vanished or the provider answers garbage after we paid: keep the
+                # evidence, flag it, and end unresolved (the transfer itself is confirmed).
+                _, message = _failure_kind(err)
+                self._attention(f"provider error after payment: {message}")
+                self._set_stage(Stage.UNRESOLVED, message)
+                return
+            self._observe(changed)
+            if changed.is_settled:
+                self._set_stage(Stage.SETTLED, changed.human_status or "settled")
+                return
+            if changed.is_failed:
+                self._attention("the provider failed the order after our payment")
+                self._set_stage(Stage.PROVIDER_FAILED, changed.human_status or "failed")
+                return
+            if changed.transfer_status is TransferStatus.UNKNOWN:
+                unknown_since = unknown_since or workflow.now()
+            else:
+                unknown_since = None
+            last = changed.transfer_status
+
+    async def _interruptible(
+        self,
+        waiting: Awaitable[T],
+        *,
+        alert_at: datetime | None = None,
+        on_alert: Callable[[], None] | None = None,
+        cancellable: bool = True,
+    ) -> T:
+        """Await an activity until it completes, `poll_now` arrives, or (if `cancellable`) a cancel
+        is requested. `alert_at`: call `on_alert` once if still waiting then (one timer)."""
+        self._poll_now = False
+        task: asyncio.Future[T] = asyncio.ensure_future(waiting)
+
+        def interrupted() -> bool:
+            return self._poll_now or (cancellable and self._cancel is not None)
+
+        condition = lambda: task.done() or interrupted()  # noqa: E731
+        if alert_at is not None and on_alert is not None:
+            try:
+                await workflow.wait_condition(
+                    condition, timeout=_remaining(alert_at), timeout_summary="attention alarm"
+                )
+            except TimeoutError:
+                on_alert()
+        await workflow.wait_condition(condition)
+        if task.done():
+            return task.result()
+        task.cancel()
+        # The cancelled wait ends with a cancellation (or, in a race, its own result or error):
+        # none of it matters any more, the caller polls afresh or stops.
+        with contextlib.suppress(ActivityError, asyncio.CancelledError):
+            await task
+        raise _Interrupted
+
+    # ---- state bookkeeping --------------------------------------------------------------------
+
+    def _observe(self, order: KadoOrder) -> None:
+        status = _show(order.transfer_status)
+        facts = OrderFacts(
+            blockchain=order.blockchain,
+            asset=order.asset_symbol or order.asset,
+            amount=order.amount,
+            deposit_address=order.deposit_address,
+            user_ref=order.user_ref,
+            transfer_status=status,
+            machine_status=order.machine_status,
+            human_status=order.human_status,
+        )
+        self._state.order = facts
+        statuses = self._state.provider_statuses
+        if not statuses or statuses[-1] != status:
+            statuses.append(status)
+            self._upsert(sa.TRANSFER_STATUS.value_set(status))
+
+    def _record_payment(self, outcome: PaymentOutcome) -> None:
+        for tx_hash in outcome.tx_hashes:
+            if tx_hash not in self._state.tx_hashes:
+                self._state.tx_hashes.append(tx_hash)
+                self._state.tx_attempts.append(TxAttemptView(tx_hash=tx_hash, nonce=outcome.nonce))
+        for attempt in self._state.tx_attempts:
+            attempt.nonce = attempt.nonce if attempt.nonce is not None else outcome.nonce
+            attempt.status = "mined" if attempt.tx_hash == outcome.tx_hash else "replaced"
+        self._state.confirmed_tx_hash = outcome.tx_hash
+        self._state.block_number = outcome.block_number
+        if outcome.tx_hash:
+            self._upsert(sa.TX_HASH.value_set(outcome.tx_hash))
+
+    def _reject(self, reason: RejectReason, detail: str) -> None:
+        self._reject_reason = reason
+        self._set_stage(Stage.REJECTED, str(Rejection(reason=reason, detail=detail)))
+
+    def _cancelled(self) -> SellOrderResult:
+        assert self._cancel is not None
+        note = f"cancelled by {self._cancel.operator}"
+        if self._cancel.note:
+            note += f": {self._cancel.note}"
+        self._set_stage(Stage.CANCELLED, note)
+        return self._finish()
+
+    def _attention(self, reason: str) -> None:
+        self._state.needs_attention = True
+        self._state.attention_reason = reason
+        self._upsert(sa.NEEDS_ATTENTION.value_set(True))
+        self._note(f"needs attention: {reason}")
+
+    def _note(self, note: str) -> None:
+        self._state.timeline.append(
+            TimelineEntry(at=workflow.now(), stage=self._state.stage, note=note)
+        )
+        self._publish_details()
+
+    def _set_stage(self, stage: Stage, note: str = "") -> None:
+        self._state.stage = stage
+        if stage.is_terminal:
+            self._state.reason = note
+        self._state.timeline.append(TimelineEntry(at=workflow.now(), stage=stage, note=note))
+        self._upsert(sa.STAGE.value_set(stage.value))
+        self._publish_details()
+
+    def _upsert(self, *updates: Any) -> None:
+        workflow.upsert_search_attributes(list(updates))
+
+    def _publish_details(self) -> None:
+        s = self._state
+        lines = [
+            f"**{s.stage.value}**" + (" · ⚠ needs attention" if s.needs_attention else ""),
+            "",
+            f"- order `{s.order_id}` · provider status `{s.order.transfer_status or '-'}`",
+        ]
+        if s.plan is not None:
+            lines.append(
+                f"- pay **{s.plan.amount} {s.plan.asset}** on {s.plan.chain} to "
+                f"`{s.plan.deposit_address}`"
+            )
+        if s.tx_hashes:
+            lines.append("- tx: " + ", ".join(f"`{h}`" for h in s.tx_hashes))
+        if s.attention_reason:
+            lines.append(f"- attention: {s.attention_reason}")
+        if s.timeline and s.timeline[-1].note:
+            lines.append(f"- last: {s.timeline[-1].note}")
+        workflow.set_current_details("\n".join(lines))
+
+    def _finish(self) -> SellOrderResult:
+        s = self._state
+        plan = s.plan
+        return SellOrderResult(
+            order_id=s.order_id,
+            outcome=s.stage,
+            reason=s.reason,
+            reject_reason=self._reject_reason,
+            needs_attention=s.needs_attention,
+            chain=plan.chain if plan else s.order.blockchain,
+            asset=plan.asset if plan else s.order.asset,
+            amount=plan.amount if plan else s.order.amount,
+            amount_base_units=plan.amount_base_units if plan else None,
+            deposit_address=plan.deposit_address if plan else s.order.deposit_address,
+            tx_hashes=list(s.tx_hashes),
+            confirmed_tx_hash=s.confirmed_tx_hash,
+            block_number=s.block_number,
+            started_at=self._started_at,
+            finished_at=workflow.now(),
+        )
+
+
+# ---- helpers (pure) ---------------------------------------------------------------------------
+
+
+def _poll_retry() -> RetryPolicy:
+    # The wait is the retry loop: unlimited attempts, delays chosen by the activity.
+    return RetryPolicy(
+        initial_interval=timedelta(seconds=5),
+        maximum_interval=timedelta(minutes=5),
+        maximum_attempts=0,
+        non_retryable_error_types=[
+            "KadoOrderNotFound",
+            "KadoRequestRejected",
+            "KadoMalformedResponse",
+        ],
+    )
+
+
+def _remaining(deadline: datetime) -> timedelta:
+    return max(deadline - workflow.now(), timedelta(seconds=1))
+
+
+def _show(status: TransferStatus | None) -> str:
+    return status.value if status is not None else "missing"
+
+
+def _failure_kind(err: ActivityError) -> tuple[str, str]:
+    cause = err.cause
+    if isinstance(cause, ApplicationError):
+        return cause.type or "", cause.message
+    return type(cause).__name__ if cause else "", str(cause or err)
+
+
+def _is_timeout(err: ActivityError) -> bool:
+    return isinstance(err.cause, ActivityTimeoutError)
+
+
+def _malformed_reason(err: ActivityError) -> RejectReason:
+    cause = err.cause
+    field = ""
+    if isinstance(cause, ApplicationError) and cause.details:
+        details = cause.details[0]
+        if isinstance(details, dict):
+            field = str(details.get("field", ""))
+    if field.startswith("depositAddress"):
+        return RejectReason.DEPOSIT_ADDRESS_INVALID
+    if field.startswith("payAmount"):
+        return RejectReason.AMOUNT_INVALID
+    if field.startswith("cryptoCurrency"):
+        return RejectReason.TOKEN_ADDRESS_MISMATCH
+    return RejectReason.ORDER_MALFORMED
+
+
+def _payment_rejection(code: RejectionCode | None) -> RejectReason:
+    return (
+        {
+            RejectionCode.INSUFFICIENT_BALANCE: RejectReason.INSUFFICIENT_BALANCE,
+            RejectionCode.WOULD_REVERT: RejectReason.TRANSFER_WOULD_FAIL,
+            RejectionCode.INVALID_RECIPIENT: RejectReason.DEPOSIT_ADDRESS_INVALID,
+            RejectionCode.ASSET_NOT_ALLOWED: RejectReason.ASSET_NOT_ALLOWED,
+            RejectionCode.TOKEN_MISMATCH: RejectReason.TOKEN_ADDRESS_MISMATCH,
+            RejectionCode.CHAIN_NOT_CONFIGURED: RejectReason.UNSUPPORTED_CHAIN,
+            RejectionCode.CHAIN_NOT_SERVED: RejectReason.CHAIN_ID_MISMATCH,
+            RejectionCode.AMOUNT_OVER_CAP: RejectReason.OVER_ORDER_CAP,
+        }.get(code, RejectReason.PAYMENT_REJECTED)
+        if code
+        else RejectReason.PAYMENT_REJECTED
+    )
