@@ -171,17 +171,28 @@ class HotWalletWorkflow:
             self._attention(f"nonce {r.nonce} ({r.payment_id}): {sig.status.value} {sig.note}")
         self._log(f"nonce {r.nonce} {sig.status.value}")
 
-    def _abandon(self, payment_id: str, reason: str) -> bool:
+    def _abandon(self, payment_id: str, reason: str, *, orphaned: bool = False) -> bool:
+        """Mark a nonce to be filled. `orphaned`: its payment broadcast and then closed without
+        reporting; the fill replaces a still-pending tx or finds the nonce used."""
         r = self.state.reservations.get(payment_id)
-        if r is None or r.status is not ReservationStatus.RESERVED:
+        allowed = (
+            (ReservationStatus.RESERVED, ReservationStatus.BROADCAST)
+            if orphaned
+            else (ReservationStatus.RESERVED,)
+        )
+        if r is None or r.status not in allowed:
             return False
+        was_broadcast = r.status is ReservationStatus.BROADCAST
         r.status = ReservationStatus.ABANDONED
         r.note = reason
         r.updated_at = self._now()
-        # An abandoned payment's amount no longer counts against the daily cap.
-        by_asset = self.state.spent.get(r.day, {})
-        if r.asset in by_asset:
-            by_asset[r.asset] = max(0, by_asset[r.asset] - r.amount_base_units)
+        if was_broadcast:
+            self._attention(f"nonce {r.nonce} ({payment_id}): {reason}")
+        else:
+            # Never sent: its amount no longer counts against the daily cap.
+            by_asset = self.state.spent.get(r.day, {})
+            if r.asset in by_asset:
+                by_asset[r.asset] = max(0, by_asset[r.asset] - r.amount_base_units)
         self._log(f"nonce {r.nonce} abandoned by {payment_id}: {reason}")
         return True
 
@@ -260,25 +271,32 @@ class HotWalletWorkflow:
             )
         self._log(f"reconciled: chain latest {nonces.latest} pending {nonces.pending}")
 
+    def _sweep_due(self, r: Reservation) -> datetime | None:
+        """When to check whether a reservation's payment workflow still runs, if ever."""
+        if r.kind is not ReservationKind.PAYMENT:
+            return None
+        if r.status is ReservationStatus.RESERVED:
+            since = r.reserved_at
+        elif r.status is ReservationStatus.BROADCAST:
+            since = r.updated_at
+        else:
+            return None
+        if r.checked_at is not None and r.checked_at > since:
+            since = r.checked_at
+        return since + timedelta(seconds=self.params.tuning.reservation_timeout_seconds)
+
     def _sweep_deadline(self) -> datetime | None:
-        timeout = timedelta(seconds=self.params.tuning.reservation_timeout_seconds)
-        times = [
-            r.reserved_at + timeout
-            for r in self.state.reservations.values()
-            if r.status is ReservationStatus.RESERVED and r.kind is ReservationKind.PAYMENT
-        ]
+        times = [t for r in self.state.reservations.values() if (t := self._sweep_due(r))]
         return min(times) if times else None
 
     async def _sweep(self) -> None:
-        """Reservations not broadcast in time whose payment workflow is closed are abandoned."""
-        timeout = timedelta(seconds=self.params.tuning.reservation_timeout_seconds)
+        """A reservation whose payment workflow closed without reporting the nonce's fate is
+        abandoned: never broadcast (or broadcast, then terminated) -> fill the nonce."""
         now = self._now()
         overdue = [
             r
             for r in self.state.reservations.values()
-            if r.status is ReservationStatus.RESERVED
-            and r.kind is ReservationKind.PAYMENT
-            and r.reserved_at + timeout <= now
+            if (due := self._sweep_due(r)) is not None and due <= now
         ]
         for r in overdue:
             wf_id = r.payment_workflow_id or payment_workflow_id(r.payment_id)
@@ -289,10 +307,16 @@ class HotWalletWorkflow:
                 start_to_close_timeout=timedelta(seconds=30),
                 summary=f"is {wf_id} closed?",
             )
-            if closed and r.status is ReservationStatus.RESERVED:
+            if not closed:
+                r.checked_at = now  # still running: look again after another timeout
+            elif r.status is ReservationStatus.RESERVED:
                 self._abandon(r.payment_id, f"payment workflow {wf_id} closed without sending")
-            elif not closed:
-                r.reserved_at = now  # still running: look again after another timeout
+            elif r.status is ReservationStatus.BROADCAST:
+                self._abandon(
+                    r.payment_id,
+                    f"payment workflow {wf_id} closed while its tx was unresolved",
+                    orphaned=True,
+                )
 
     def _fills_due(self) -> list[Reservation]:
         return [

@@ -11,6 +11,7 @@ the same bytes again. Every hash signed for the nonce is kept.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from temporalio import workflow
@@ -34,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         NonceReserveOutcome,
         NonceSettledSignal,
         PaymentOutcome,
+        PaymentProgress,
         PaymentRequest,
         PaymentStage,
         PaymentState,
@@ -78,6 +80,7 @@ class _Sender:
         tuning: SendTuning,
         expectation: TransferExpectation | None,
         state: PaymentState,
+        on_progress: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.chain = chain
         self.chain_id = chain_id
@@ -88,15 +91,34 @@ class _Sender:
         self.expectation = expectation
         self.state = state
         self.bumping = True
+        self.on_progress = on_progress
+
+    async def progress(self) -> None:
+        attempts = "\n".join(
+            f"- `{a.tx_hash}` maxFee {a.fields.max_fee_per_gas} wei, sent {a.broadcasts}x: "
+            f"{a.last_result}"
+            for a in self.state.attempts
+        )
+        workflow.set_current_details(
+            f"**{self.state.stage.value}** nonce {self.state.nonce}\n\n{attempts}"
+            + (
+                f"\n\n**attention**: {self.state.attention_reason}"
+                if self.state.needs_attention
+                else ""
+            )
+        )
+        if self.on_progress is not None:
+            await self.on_progress()
 
     def event(self, line: str) -> None:
         self.state.events.append(f"{workflow.now().isoformat(timespec='seconds')} {line}")
         del self.state.events[:-_EVENT_LIMIT]
 
-    def attention(self, reason: str) -> None:
+    async def attention(self, reason: str) -> None:
         self.state.needs_attention = True
         self.state.attention_reason = reason
         self.event(f"ATTENTION {reason}")
+        await self.progress()
 
     async def _quote(self) -> FeeQuote:
         quote: FeeQuote = await workflow.execute_activity(
@@ -148,6 +170,7 @@ class _Sender:
                 f"broadcast {result.tx_hash} nonce {fields.nonce} maxFee {fields.max_fee_per_gas} "
                 f"tip {fields.max_priority_fee_per_gas}: {result.kind.value}"
             )
+            await self.progress()
             await self._signal_wallet(
                 "tx_broadcast",
                 TxBroadcastSignal(
@@ -165,7 +188,7 @@ class _Sender:
         )
         if new is None:
             self.bumping = False
-            self.attention(
+            await self.attention(
                 f"fee cap {self.tuning.max_fee_per_gas_cap_wei} wei reached: not bumping nonce "
                 f"{old.nonce} further, still waiting for one of its transactions"
             )
@@ -195,7 +218,7 @@ class _Sender:
                 fields = bumped
                 continue
             # Insufficient funds: keep the nonce and the fields, alert, try again later.
-            self.attention(
+            await self.attention(
                 f"insufficient funds to broadcast nonce {fields.nonce}: {result.message}"
             )
             await workflow.sleep(
@@ -365,6 +388,7 @@ class PaymentWorkflow:
         self.state.nonce_reserved = True
         self.state.tx_may_exist = True
         self.state.nonce = reserved.nonce
+        await self._progress()
         sending = asyncio.ensure_future(self._send(accepted, reserved.nonce))
         while True:
             try:
@@ -422,8 +446,32 @@ class PaymentWorkflow:
                 amount_base_units=accepted.amount_base_units,
             ),
             state=self.state,
+            on_progress=self._progress,
         )
         return await sender.run(accepted.template, nonce)
+
+    async def _progress(self) -> None:
+        """Tell the parent (if it asked) how far the payment is: from the nonce on, a tx may
+        exist and the order must not end without knowing its fate."""
+        name = self.request.progress_signal
+        parent = workflow.info().parent
+        if not name or parent is None:
+            return
+        state = self.state
+        progress = PaymentProgress(
+            payment_id=state.payment_id,
+            stage=state.stage.value,
+            nonce_reserved=state.nonce_reserved,
+            tx_may_exist=state.tx_may_exist,
+            nonce=state.nonce,
+            tx_hashes=state.tx_hashes,
+            needs_attention=state.needs_attention,
+            attention_reason=state.attention_reason,
+        )
+        try:
+            await workflow.get_external_workflow_handle(parent.workflow_id).signal(name, progress)
+        except Exception as exc:  # the payment goes on; the parent can still read the outcome
+            self.state.events.append(f"could not signal the parent: {exc}")
 
 
 @workflow.defn(name="NonceFill")

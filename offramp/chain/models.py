@@ -53,6 +53,11 @@ class PaymentRequest(_Model):
     expected_token_address: str | None = Field(
         default=None, description="if given, must equal the configured token contract"
     )
+    progress_signal: str | None = Field(
+        default=None,
+        description="run as a child: the parent gets this signal with a PaymentProgress when the "
+        "nonce is reserved (from then on a tx may exist), at each new hash and on attention",
+    )
 
 
 class PaymentStatus(StrEnum):
@@ -145,6 +150,19 @@ class PaymentOutcome(_Model):
     @property
     def needs_attention(self) -> bool:
         return self.status.needs_attention
+
+
+class PaymentProgress(_Model):
+    """Sent to the parent (see PaymentRequest.progress_signal) at each milestone."""
+
+    payment_id: str
+    stage: str
+    nonce_reserved: bool
+    tx_may_exist: bool
+    nonce: int | None = None
+    tx_hashes: list[str] = Field(default_factory=list)
+    needs_attention: bool = False
+    attention_reason: str | None = None
 
 
 class PaymentStage(StrEnum):
@@ -334,6 +352,9 @@ class Reservation(_Model):
     tx_hashes: list[str] = Field(default_factory=list)
     fill_workflow_id: str | None = None
     note: str = ""
+    checked_at: datetime | None = Field(
+        default=None, description="last time its payment workflow was found still running"
+    )
 
 
 class HotWalletParams(_Model):

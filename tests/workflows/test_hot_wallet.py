@@ -38,6 +38,7 @@ from offramp.chain.models import (
     ReserveRequest,
     ReserveResult,
     SendTuning,
+    TxBroadcastSignal,
     WalletNonces,
     WorkflowClosedInput,
 )
@@ -261,11 +262,19 @@ async def test_released_and_abandoned_nonces_are_filled(
     fake_chain.closed.add("payment-dead")
     dead = await wallet.reserve("dead")  # its workflow is closed: abandoned after the timeout
     alive = await wallet.reserve("alive")  # still running: kept
+    # Broadcast, then its workflow was terminated without reporting: filled (or found used).
+    orphan = await wallet.reserve("orphan")
+    await wallet.handle.signal(
+        HotWalletWorkflow.tx_broadcast,
+        TxBroadcastSignal(payment_id="orphan", nonce=orphan.nonce, tx_hash="0x" + "cd" * 32),
+    )
+    fake_chain.closed.add("payment-orphan")
 
     async def both_filled() -> HotWalletState | None:
         state = await wallet.state()
         done = all(
-            state.reservations[p].status is ReservationStatus.FILLED for p in ("cancelled", "dead")
+            state.reservations[p].status is ReservationStatus.FILLED
+            for p in ("cancelled", "dead", "orphan")
         )
         return state if done else None
 
@@ -274,6 +283,8 @@ async def test_released_and_abandoned_nonces_are_filled(
     assert state.reservations["cancelled"].fill_workflow_id == f"{wallet.id}-fill-{released.nonce}"
     assert state.reservations["dead"].fill_workflow_id == f"{wallet.id}-fill-{dead.nonce}"
     assert alive.nonce == dead.nonce + 1
+    assert state.reservations["orphan"].tx_hashes[0] == "0x" + "cd" * 32
+    assert any("unresolved" in line for line in state.attention)
     with pytest.raises(WorkflowUpdateFailedError) as again:
         await wallet.reserve("cancelled")
     assert _error_type(again.value) == ERR_RELEASED
