@@ -212,6 +212,15 @@ class Simulator:
         cursor_before = state.cursor
         if self.watcher is not None:
             result = await self.watcher.scan()
+            if result.reorg_to is not None:
+                for order in state.orders.values():
+                    if order.forget_deposits_after(result.reorg_to):
+                        log.info(
+                            "order %s: deposits after block %d reorged out",
+                            order.id,
+                            result.reorg_to,
+                        )
+                        changed[order.id] = order
             for order, deposit in result.deposits:
                 log.info(
                     "order %s: deposit of %d %s in block %d",

@@ -181,6 +181,23 @@ class SimOrder(BaseModel):
         # An order marked expired while the chain was behind gets its on-time deposit back.
         return self._moved(Phase.DEPOSIT_SEEN)
 
+    def forget_deposits_after(self, block_number: int) -> bool:
+        """A reorg removed the blocks after `block_number`: deposits in them never happened. An
+        order still in progress goes back to waiting; settled and failed orders stay final (the
+        provider already acted on them)."""
+        kept = [d for d in self.deposits if d.block_number <= block_number]
+        if len(kept) == len(self.deposits):
+            return False
+        self.deposits = kept
+        self.version += 1
+        if self.phase in (Phase.DEPOSIT_SEEN, Phase.SETTLING, Phase.STUCK_UNKNOWN):
+            self.settle_at = None
+            if kept and self.scenario is Scenario.STUCK_UNKNOWN:
+                self.phase = Phase.STUCK_UNKNOWN
+            else:
+                self.phase = Phase.DEPOSIT_SEEN if kept else Phase.AWAITING_DEPOSIT
+        return True
+
     def _right_token(self, deposit: Deposit) -> bool:
         if self.token_address is None:
             return deposit.token is None

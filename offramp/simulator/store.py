@@ -29,6 +29,8 @@ class StoreState(BaseModel):
     # Chain id and genesis hash the cursor belongs to (a fresh chain resets the cursor).
     chain_id: int | None = None
     genesis_hash: str | None = None
+    # Hashes of recently scanned blocks, to notice a reorg (the newest `KEPT_BLOCK_HASHES`).
+    block_hashes: dict[int, str] = Field(default_factory=dict)
     global_faults: FaultConfig | None = None
     orders: dict[str, SimOrder] = Field(default_factory=dict)
 

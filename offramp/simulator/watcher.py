@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 TRANSFER_TOPIC = "0x" + bytes(AsyncWeb3.keccak(text="Transfer(address,address,uint256)")).hex()
 MAX_BLOCKS_PER_SCAN = 200
+KEPT_BLOCK_HASHES = 256
 
 
 def _address_topic(address: str) -> str:
@@ -38,6 +39,9 @@ def _hex(value: Any) -> str:
 class ScanResult:
     deposits: list[tuple[SimOrder, Deposit]]
     cursor: int  # last block scanned
+    # Set when blocks after this one were replaced (reorg) or removed: deposits seen in them
+    # must be forgotten before `deposits` (from the new blocks) are applied.
+    reorg_to: int | None = None
 
 
 class ChainWatcher:
@@ -61,6 +65,7 @@ class ChainWatcher:
                 "chain changed (id %s, genesis %s): rescanning from head", chain_id, genesis
             )
             state.cursor = None
+            state.block_hashes = {}
         state.chain_id, state.genesis_hash = chain_id, genesis
         self.chain_id = chain_id
         self._checked_identity = True
@@ -72,10 +77,14 @@ class ChainWatcher:
         self.head = head
         state = self.store.state
         cursor = state.cursor
-        if cursor is None or head < cursor:
-            if cursor is not None:
-                log.warning("chain head %d is behind cursor %d: chain reset?", head, cursor)
+        if cursor is None:
+            state.block_hashes = {head: await self._hash(head)}
             return ScanResult([], head)
+        reorg_to = await self._fork_point(head)
+        if reorg_to is not None:
+            log.warning("reorg: blocks after %d changed; rescanning from there", reorg_to)
+            cursor = min(cursor, reorg_to)
+            state.block_hashes = {n: h for n, h in state.block_hashes.items() if n <= cursor}
         found: list[tuple[SimOrder, Deposit]] = []
         while cursor < head:
             start, end = cursor + 1, min(head, cursor + MAX_BLOCKS_PER_SCAN)
@@ -83,7 +92,24 @@ class ChainWatcher:
             if watched:
                 found += await self._scan_range(start, end, watched)
             cursor = end
-        return ScanResult(found, cursor)
+        if cursor not in state.block_hashes:
+            state.block_hashes[cursor] = await self._hash(cursor)
+        for number in sorted(state.block_hashes)[:-KEPT_BLOCK_HASHES]:
+            del state.block_hashes[number]
+        return ScanResult(found, cursor, reorg_to)
+
+    async def _hash(self, block_number: int) -> str:
+        return _hex((await self.w3.eth.get_block(block_number))["hash"])
+
+    async def _fork_point(self, head: int) -> int | None:
+        """None when the newest remembered block is still on the chain (one RPC call); otherwise
+        the newest remembered block that still is (the chain forked after it)."""
+        known = sorted(self.store.state.block_hashes, reverse=True)
+        for index, number in enumerate(known):
+            if number <= head and await self._hash(number) == self.store.state.block_hashes[number]:
+                return None if index == 0 else number
+        # Forked below everything remembered: rescan from just before the oldest.
+        return max(known[-1] - 1, 0) if known else None
 
     async def _scan_range(
         self, start: int, end: int, watched: dict[str, list[SimOrder]]
@@ -122,6 +148,7 @@ class ChainWatcher:
         for block_number in range(start, end + 1):
             block = await self.w3.eth.get_block(block_number, full_transactions=True)
             timestamps[block_number] = int(block["timestamp"])
+            self.store.state.block_hashes[block_number] = _hex(block["hash"])
             for item in block["transactions"]:
                 if isinstance(item, bytes):  # a hash: not a full transaction
                     continue

@@ -175,3 +175,27 @@ def test_exact_json_helpers() -> None:
         "a": {"b": 1, "c": 3},
         "d": 4,
     }
+
+
+def test_reorg_forgets_deposits_of_orders_in_progress_only() -> None:
+    settling = order(confirmations=1)
+    settling.add_deposit(deposit(5_000_000, block=10))
+    settling.advance(T0, head_block=10)
+    assert phase(settling) is Phase.SETTLING
+    assert settling.forget_deposits_after(9)
+    assert phase(settling) is Phase.AWAITING_DEPOSIT and settling.settle_at is None
+    assert not settling.forget_deposits_after(9)  # nothing left to forget
+
+    split = order(confirmations=5)
+    split.add_deposit(deposit(1_000_000, block=10, tx="0x01"))
+    split.add_deposit(deposit(4_000_000, block=12, tx="0x02"))
+    assert split.forget_deposits_after(11)
+    assert phase(split) is Phase.DEPOSIT_SEEN and len(split.deposits) == 1
+
+    settled = order(confirmations=1, settlement_delay_seconds=0)
+    settled.add_deposit(deposit(5_000_000, block=10))
+    settled.advance(T0, head_block=10)
+    settled.advance(T0, head_block=10)
+    assert phase(settled) is Phase.SETTLED
+    settled.forget_deposits_after(9)
+    assert phase(settled) is Phase.SETTLED  # the provider already paid out: final
