@@ -71,6 +71,7 @@ from workflows.hot_wallet import (
 log = logging.getLogger("offramp.activities.chain")
 
 NATIVE_TRANSFER_GAS = 21_000
+_UNKNOWN_POLLS_FOR_DROP = 3
 
 
 def _rpc_message(exc: Web3RPCError) -> str:
@@ -136,7 +137,9 @@ class ChainActivities:
         except ChainUnavailable as exc:
             raise ApplicationError(str(exc), type="ChainUnavailable") from None
         if isinstance(served, str):
-            raise ApplicationError(served, type="ChainNotServed", non_retryable=True)
+            # Retryable on purpose: once a nonce is held the payment must not fail; it waits for
+            # the worker's configuration to be fixed (operators see the failing attempts).
+            raise ApplicationError(served, type="ChainNotServed")
         return served
 
     def all_hot_wallets(self) -> set[str]:
@@ -347,10 +350,10 @@ class ChainActivities:
         client = await self._client(inp.chain)
         signer = self.runtime.signer
         if signer is None or signer.address.lower() != client.config.hot_wallet.lower():
-            raise ApplicationError("no signer for the hot wallet", non_retryable=True)
+            raise ApplicationError("this worker has no signer for the hot wallet", type="NoSigner")
         if inp.fields.chain_id != client.config.chain_id:
             raise ApplicationError(
-                f"tx chain id {inp.fields.chain_id} is not chain {inp.chain!r}", non_retryable=True
+                f"tx chain id {inp.fields.chain_id} is not chain {inp.chain!r}", type="WrongChain"
             )
         signed = signer.sign(inp.fields)
         try:
@@ -429,6 +432,7 @@ class ChainActivities:
         sender = to_checksum_address(inp.sender)
         stuck_since = time.monotonic()
         seen_receipt = False
+        unknown_polls = 0  # a load-balanced RPC may briefly not know a tx: require a streak
         while True:
             activity.heartbeat()
             receipt = await self._find_receipt(client, inp.tx_hashes)
@@ -459,6 +463,10 @@ class ChainActivities:
             elif seen_receipt:
                 return AwaitResult(kind=AwaitKind.REORGED, detail="the mined tx left the chain")
             elif not await self._known_to_node(client, inp.tx_hashes):
+                unknown_polls += 1
+                if unknown_polls < _UNKNOWN_POLLS_FOR_DROP:
+                    await asyncio.sleep(inp.poll_interval_seconds)
+                    continue
                 latest = int(await w3.eth.get_transaction_count(sender, "latest"))
                 if latest > inp.nonce:
                     # Mined between our two reads? Look once more before calling it a conflict.
@@ -470,6 +478,7 @@ class ChainActivities:
                     )
                 return AwaitResult(kind=AwaitKind.DROPPED, detail="no longer known to the node")
             else:
+                unknown_polls = 0
                 latest = int(await w3.eth.get_transaction_count(sender, "latest"))
                 if latest < inp.nonce:
                     stuck_since = time.monotonic()  # queued behind earlier nonces: not our fee

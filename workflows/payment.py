@@ -64,6 +64,7 @@ _RESERVE_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=2),
 )
 _EVENT_LIMIT = 200
+_QUICK_REBROADCASTS = 3
 
 
 class _Sender:
@@ -240,6 +241,7 @@ class _Sender:
         self.state.stage = PaymentStage.SENDING
         await self._broadcast(fields)
         self.state.stage = PaymentStage.CONFIRMING
+        drops = 0
         while True:
             result: AwaitResult = await workflow.execute_activity(
                 "await_transaction",
@@ -262,9 +264,16 @@ class _Sender:
                 summary=f"wait for nonce {nonce}",
             )
             if result.kind in (AwaitKind.DROPPED, AwaitKind.REORGED):
+                drops += 1
+                if drops > _QUICK_REBROADCASTS:  # a node that keeps losing it: slow down
+                    await workflow.sleep(
+                        timedelta(seconds=10 * self.tuning.poll_interval_seconds),
+                        summary="wait before broadcasting again",
+                    )
                 self.event(f"nonce {nonce} {result.kind.value}: broadcasting the same bytes again")
                 await self._broadcast(self.state.attempts[-1].fields)
                 continue
+            drops = 0
             if result.kind is AwaitKind.STUCK:
                 latest = self.state.attempts[-1].fields
                 bumped = await self._bumped(latest)

@@ -51,7 +51,8 @@ def make_web3(config: ChainConfig) -> AsyncWeb3[AsyncHTTPProvider]:
     # retries are Temporal's, with the same bytes.
     provider = AsyncHTTPProvider(
         config.rpc_url,
-        request_kwargs={"timeout": min(config.rpc_timeout_seconds, 30.0)},
+        # Below the activity's own time limit, so a slow node fails the call, not the attempt.
+        request_kwargs={"timeout": max(1.0, min(config.rpc_timeout_seconds * 0.8, 30.0))},
         exception_retry_configuration=None,
     )
     return AsyncWeb3(provider)
