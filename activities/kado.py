@@ -20,6 +20,12 @@ How the workflow calls it (no history growth per poll, deadline from the workflo
         retry_policy=RetryPolicy(maximum_attempts=0,  # unlimited: the wait is the retry loop
                                  non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES),
     )
+
+`next_retry_delay` is not capped by the policy's `maximum_interval` (Temporal server ≥ 1.25,
+temporalio/temporal#6063). When `schedule_to_close_timeout` passes, the activity fails with a
+timeout (cause `TimeoutError`, type SCHEDULE_TO_CLOSE): the workflow's "no progress by the
+deadline". To wake early (a `poll_now` signal), the workflow cancels the pending wait (it is between
+attempts, so the cancel is immediate) and starts a new one.
 """
 
 from __future__ import annotations
