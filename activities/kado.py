@@ -22,10 +22,12 @@ How the workflow calls it (no history growth per poll, deadline from the workflo
     )
 
 `next_retry_delay` is not capped by the policy's `maximum_interval` (Temporal server ≥ 1.25,
-temporalio/temporal#6063). When `schedule_to_close_timeout` passes, the activity fails with a
-timeout (cause `TimeoutError`, type SCHEDULE_TO_CLOSE): the workflow's "no progress by the
-deadline". To wake early (a `poll_now` signal), the workflow cancels the pending wait (it is between
-attempts, so the cancel is immediate) and starts a new one.
+temporalio/temporal#6063). When `schedule_to_close_timeout` passes, or the next delay would end
+after it (the server then fails at once rather than wait), the activity fails with a timeout
+(cause `TimeoutError`, type SCHEDULE_TO_CLOSE): the workflow's "no progress by the deadline".
+To wake early (a `poll_now` signal), the workflow cancels the pending wait (it is between
+attempts, so the cancel is immediate) and fetches or starts a new wait (see
+tests/kado/workflows.py `WaitThenWakeWorkflow`).
 """
 
 from __future__ import annotations

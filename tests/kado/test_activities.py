@@ -29,7 +29,7 @@ from offramp.kado.models import TransferStatus, WaitForOrderChangeInput
 from offramp.simulator.admin import SimulatorAdmin
 from offramp.simulator.faults import FaultConfig
 from tests.conftest import KadoSimulator
-from tests.kado.workflows import FetchOrderWorkflow, WaitForChangeWorkflow
+from tests.kado.workflows import FetchOrderWorkflow, WaitForChangeWorkflow, WaitThenWakeWorkflow
 
 # Polls this fast so a test sees many of them quickly; production uses seconds to minutes.
 FAST_POLL = {"initial_interval_seconds": 0.05, "max_interval_seconds": 0.2, "backoff": 1.5}
@@ -47,7 +47,7 @@ async def worker(dev_client: Client, task_queue: str, kado: KadoClient) -> Async
     async with Worker(
         dev_client,
         task_queue=task_queue,
-        workflows=[FetchOrderWorkflow, WaitForChangeWorkflow],
+        workflows=[FetchOrderWorkflow, WaitForChangeWorkflow, WaitThenWakeWorkflow],
         activities=[activities.fetch_order, activities.wait_for_order_change],
     ) as running:
         yield running
@@ -263,3 +263,24 @@ async def test_wait_keeps_polling_through_faults(
         task_queue=task_queue,
     )
     assert order.is_settled
+
+
+async def test_a_pending_wait_can_be_cancelled_to_poll_now(
+    dev_client: Client, task_queue: str, worker: Worker, sim_admin: SimulatorAdmin
+) -> None:
+    created = await sim_admin.create_order(amount="1")
+    slow_poll = {"initial_interval_seconds": 0.05, "max_interval_seconds": 120, "backoff": 1e5}
+    handle = await dev_client.start_workflow(
+        WaitThenWakeWorkflow.run,
+        WaitForOrderChangeInput(
+            order_id=created.order_id, last_transfer_status=TransferStatus.UNINITIATED, **slow_poll
+        ),
+        id=f"wake-{uuid.uuid4()}",
+        task_queue=task_queue,
+    )
+    # Attempt 1 at once, attempt 2 after 0.05 s, then the next poll is 2 minutes away (a delay
+    # past schedule_to_close would end the activity with a timeout instead).
+    await wait_for_polls(sim_admin, created.order_id, 2)
+    await handle.signal(WaitThenWakeWorkflow.poll_now)
+    assert await handle.result() == "woken: uninitiated"
+    assert await sim_admin.requests_for(created.order_id) == 3  # two polls + the woken fetch
