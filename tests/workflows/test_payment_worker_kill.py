@@ -24,6 +24,7 @@ from tests.chain.support import (
     assert_no_key_in_histories,
     key_forms,
     pay_chain,
+    payment_state,
     start_payment,
     wait_for,
     wallet_id,
@@ -78,6 +79,7 @@ async def test_sigkill_after_broadcast_same_hash_one_transfer(
             second.start()
             wait_worker_ready(second)
             outcome = await handle.result()
+            state = await payment_state(handle)
         finally:
             first.stop()
             second.stop()
@@ -101,6 +103,8 @@ async def test_sigkill_after_broadcast_same_hash_one_transfer(
     )
     worker_log = log_path.read_bytes()
     assert not any(form in worker_log for form in key_forms())
+    assert state.attempts[0].broadcasts == 1  # the killed attempt never reported
+    print(f"\n{state.events}")
     print(
         f"\nkilled after broadcasting {killed_hash}; confirmed {outcome.tx_hash} "
         f"in block {outcome.block_number}; sends seen by the proxy: {proxy.broadcasts}"
