@@ -6,6 +6,26 @@ fee quote -> every tx field fixed in history -> sign-and-broadcast (a retry yiel
 and hash) -> wait for the confirmations on the canonical chain -> outcome. Stuck: bump the fees by
 geth's rule up to the cap, then flag for a person and keep waiting. Dropped or reorged: broadcast
 the same bytes again. Every hash signed for the nonce is kept.
+
+How an order workflow uses it (see tests/workflows/test_payment_child.py)::
+
+    outcome: PaymentOutcome = await workflow.execute_child_workflow(
+        PaymentWorkflow.run,  # workflow type "Payment"
+        PaymentRequest(payment_id=order_id, chain="anvil", asset="USDC", recipient=address,
+                       amount=Decimal("12.5"), forbidden_recipients=[...],
+                       progress_signal="payment_progress"),
+        id=payment_workflow_id(order_id),          # "payment-<order id>": never paid twice
+        parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+    )
+
+- `outcome.status`: confirmed | reverted | rejected (before any nonce; `rejection_code`, `reason`,
+  `nonce_reserved` False) | cancelled (before signing) | nonce_conflict | transfer_mismatch
+  (`needs_attention` for the last three and reverted).
+- "A tx may exist" from the moment the nonce is reserved: the parent's `progress_signal` handler
+  receives a `PaymentProgress` with `tx_may_exist=True` then (and on each new hash / attention);
+  a client can query `state` (PaymentState) for the same.
+- Cancelling the child before a nonce is reserved ends it as `cancelled`; after that a
+  cancellation is ignored and the payment runs to its outcome.
 """
 
 from __future__ import annotations
