@@ -169,6 +169,8 @@ class HotWalletWorkflow:
         r.updated_at = self._now()
         if sig.status in (ReservationStatus.CONFLICT, ReservationStatus.REVERTED):
             self._attention(f"nonce {r.nonce} ({r.payment_id}): {sig.status.value} {sig.note}")
+        if sig.status is ReservationStatus.CONFLICT:
+            self._reconcile_requested = True  # the wallet is used elsewhere: look at the chain
         self._log(f"nonce {r.nonce} {sig.status.value}")
 
     def _abandon(self, payment_id: str, reason: str, *, orphaned: bool = False) -> bool:
@@ -371,6 +373,7 @@ class HotWalletWorkflow:
                 await workflow.wait_condition(
                     lambda t=timeout: (  # type: ignore[misc]
                         bool(self._fills_due())
+                        or self._reconcile_requested
                         or (t is None and self._sweep_deadline() is not None)
                         or workflow.info().is_continue_as_new_suggested()
                     ),
@@ -379,6 +382,10 @@ class HotWalletWorkflow:
             except TimeoutError:
                 async with self._lock:
                     await self._sweep()
+            if self._reconcile_requested:
+                self._reconcile_requested = False
+                async with self._lock:
+                    await self._reconcile()
             await self._start_fills()
             if workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)

@@ -390,9 +390,14 @@ async def test_nonce_used_elsewhere_is_a_conflict_never_resigned(
             ),
         )
         outcome = await handle.result()
-        wallet = await dev_client.get_workflow_handle(wallet_id(chain)).query(
-            "state", result_type=HotWalletState
-        )
+
+        async def reconciled() -> HotWalletState | None:
+            state = await dev_client.get_workflow_handle(wallet_id(chain)).query(
+                "state", result_type=HotWalletState
+            )
+            return state if state.chain_nonces and state.chain_nonces.latest > 1 else None
+
+        wallet = await wait_for(reconciled, "the entity to reconcile after the conflict")
     assert outcome.status is PaymentStatus.NONCE_CONFLICT and outcome.needs_attention
     assert outcome.nonce == first.nonce + 1
     assert len(outcome.tx_hashes) == 1  # never re-signed at another nonce
