@@ -13,7 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
-from eth_utils.address import is_address, to_checksum_address
+from eth_utils.address import is_address, is_checksum_address, to_checksum_address
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -34,10 +34,12 @@ class ConfigError(Exception):
 
 
 def _checksummed(value: str) -> str:
+    # eth_utils' is_address does not verify a mixed-case checksum: check it ourselves.
     if not is_address(value):
-        raise ValueError(
-            f"{value!r} is not a 20-byte hex address (or its EIP-55 checksum is wrong)"
-        )
+        raise ValueError(f"{value!r} is not a 20-byte hex address")
+    body = value[2:] if value.startswith(("0x", "0X")) else value
+    if body != body.lower() and body != body.upper() and not is_checksum_address(value):
+        raise ValueError(f"{value!r} has an invalid EIP-55 checksum")
     return to_checksum_address(value)
 
 

@@ -67,6 +67,9 @@ PAYMENT_WORKFLOW: Final = "Payment"  # workflows/payment.py
 # Provider `unknown` for longer than this: flag for a person (Kado: "reach out to support if
 # funds don't arrive within 10 minutes"), and keep following.
 UNKNOWN_ALERT_AFTER: Final = timedelta(minutes=10)
+# poll_now within this long of starting a fresh poll is ignored: a storm of webhooks must not
+# keep cancelling polls before they can answer.
+POLL_NOW_MIN_GAP: Final = timedelta(seconds=2)
 # A malformed provider response may be a passing glitch: re-fetch this often before rejecting.
 MALFORMED_FETCH_ATTEMPTS: Final = 3
 
@@ -98,6 +101,7 @@ class SellOrderWorkflow:
         self._decision: tuple[bool, Decision] | None = None
         self._cancel: Decision | None = None
         self._poll_now = False
+        self._poll_started_at = self._started_at
         self._reject_reason: RejectReason | None = None
 
     # ---- operator surface ---------------------------------------------------------------------
@@ -111,7 +115,8 @@ class SellOrderWorkflow:
 
     @workflow.signal(description="Poll the provider now (sent by the webhook receiver).")
     def poll_now(self) -> None:
-        self._poll_now = True
+        if workflow.now() - self._poll_started_at >= POLL_NOW_MIN_GAP:
+            self._poll_now = True
 
     @workflow.signal(description="Progress from the payment child (internal).")
     def payment_progress(self, progress: PaymentProgress) -> None:
@@ -242,11 +247,7 @@ class SellOrderWorkflow:
                 changed: KadoOrder = await self._interruptible(
                     workflow.execute_activity(
                         WAIT_FOR_ORDER_CHANGE_ACTIVITY,
-                        WaitForOrderChangeInput(
-                            order_id=self._input.order_id,
-                            await_ready=True,
-                            last_transfer_status=order.transfer_status,
-                        ),
+                        self._wait_input(await_ready=True, last=order.transfer_status),
                         result_type=KadoOrder,
                         start_to_close_timeout=timedelta(seconds=30),
                         schedule_to_close_timeout=_remaining(deadline),
@@ -384,9 +385,7 @@ class SellOrderWorkflow:
                 changed: KadoOrder = await self._interruptible(
                     workflow.execute_activity(
                         WAIT_FOR_ORDER_CHANGE_ACTIVITY,
-                        WaitForOrderChangeInput(
-                            order_id=self._input.order_id, last_transfer_status=last
-                        ),
+                        self._wait_input(await_ready=False, last=last),
                         result_type=KadoOrder,
                         start_to_close_timeout=timedelta(seconds=30),
                         schedule_to_close_timeout=_remaining(deadline),
@@ -426,6 +425,19 @@ class SellOrderWorkflow:
                 unknown_since = None
             last = changed.transfer_status
 
+    def _wait_input(
+        self, *, await_ready: bool, last: TransferStatus | None
+    ) -> WaitForOrderChangeInput:
+        return WaitForOrderChangeInput(
+            order_id=self._input.order_id,
+            await_ready=await_ready,
+            last_transfer_status=last,
+            initial_interval_seconds=self._input.poll_initial_interval.total_seconds(),
+            max_interval_seconds=max(
+                self._input.poll_max_interval, self._input.poll_initial_interval
+            ).total_seconds(),
+        )
+
     async def _interruptible(
         self,
         waiting: Awaitable[T],
@@ -437,6 +449,7 @@ class SellOrderWorkflow:
         """Await an activity until it completes, `poll_now` arrives, or (if `cancellable`) a cancel
         is requested. `alert_at`: call `on_alert` once if still waiting then (one timer)."""
         self._poll_now = False
+        self._poll_started_at = workflow.now()
         task: asyncio.Future[T] = asyncio.ensure_future(waiting)
 
         def interrupted() -> bool:
