@@ -43,9 +43,11 @@ from offramp.chain.models import (
     PreflightAccepted,
     PreflightResult,
     RejectionCode,
+    Reservation,
     ReserveResult,
     SendTuning,
     TransferExpectation,
+    TxAttempt,
     TxTemplate,
     WalletNonces,
     WorkflowClosedInput,
@@ -200,6 +202,25 @@ class ChainActivities:
 
         w3 = client.w3
         hot = config.hot_wallet
+        if asset.address is None:
+            to, value, data = recipient, base, "0x"
+        else:
+            to, value, data = asset.address, 0, encode_transfer(recipient, base)
+        previous = await self._previous_attempts(config, request.payment_id)
+        if previous:
+            # A previous run of this payment (a retried child) signed these; it may have paid
+            # already, so the balances prove nothing now: follow its transactions instead.
+            last = previous[-1].fields
+            if (last.to.lower(), last.value, last.data.lower()) != (to.lower(), value, data):
+                raise ApplicationError(
+                    f"payment id {request.payment_id!r} was already used for another transfer",
+                    type="PaymentIdReused",
+                    non_retryable=True,
+                )
+            template = TxTemplate(to=last.to, value=last.value, data=last.data, gas=last.gas)
+            return PreflightResult(
+                accepted=self._accepted(config, asset, recipient, base, template, previous)
+            )
         base_fee, quote = await self._quote(client)
         if base_fee > config.max_fee_per_gas_cap_wei:
             return _reject(
@@ -209,7 +230,6 @@ class ChainActivities:
             )
         native_balance = int(await w3.eth.get_balance(to_checksum_address(hot)))
         if asset.address is None:
-            to, value, data = recipient, base, "0x"
             if native_balance < value:
                 return _reject(
                     RejectionCode.INSUFFICIENT_BALANCE,
@@ -217,7 +237,7 @@ class ChainActivities:
                     f"the payment needs {value} wei plus gas",
                 )
         else:
-            to, value, data = asset.address, 0, encode_transfer(recipient, base)
+            assert asset.address is not None
             raw = await w3.eth.call(
                 {"to": to_checksum_address(asset.address), "data": HexStr(encode_balance_of(hot))}
             )
@@ -260,24 +280,54 @@ class ChainActivities:
                 f"insufficient balance: the hot wallet holds {native_balance} wei, the payment "
                 f"needs {value + gas * quote.max_fee_per_gas} wei including gas",
             )
+        template = TxTemplate(to=to, value=value, data=data, gas=gas)
+        return PreflightResult(accepted=self._accepted(config, asset, recipient, base, template))
+
+    @staticmethod
+    def _accepted(
+        config: ChainConfig,
+        asset: AssetConfig,
+        recipient: str,
+        base: int,
+        template: TxTemplate,
+        resume: list[TxAttempt] | None = None,
+    ) -> PreflightAccepted:
         daily_cap = to_base_units(asset.daily_cap, asset.decimals)
-        return PreflightResult(
-            accepted=PreflightAccepted(
-                chain_id=config.chain_id,
-                hot_wallet=hot,
-                hot_wallet_workflow_id=hot_wallet_workflow_id(
-                    config.chain_id, hot, config.wallet_entity_suffix
-                ),
-                recipient=recipient,
-                asset=asset.symbol,
-                token_address=asset.address,
-                decimals=asset.decimals,
-                amount_base_units=base,
-                daily_cap_base_units=daily_cap if isinstance(daily_cap, int) else 0,
-                template=TxTemplate(to=to, value=value, data=data, gas=gas),
-                tuning=tuning_of(config),
-            )
+        return PreflightAccepted(
+            chain_id=config.chain_id,
+            hot_wallet=config.hot_wallet,
+            hot_wallet_workflow_id=hot_wallet_workflow_id(
+                config.chain_id, config.hot_wallet, config.wallet_entity_suffix
+            ),
+            recipient=recipient,
+            asset=asset.symbol,
+            token_address=asset.address,
+            decimals=asset.decimals,
+            amount_base_units=base,
+            daily_cap_base_units=daily_cap if isinstance(daily_cap, int) else 0,
+            template=template,
+            tuning=tuning_of(config),
+            resume_attempts=resume or [],
         )
+
+    async def _previous_attempts(self, config: ChainConfig, payment_id: str) -> list[TxAttempt]:
+        """What an earlier run of this payment signed, as the hot wallet recorded it."""
+        wallet = hot_wallet_workflow_id(
+            config.chain_id, config.hot_wallet, config.wallet_entity_suffix
+        )
+        try:
+            reservation = await (
+                activity.client()
+                .get_workflow_handle(wallet)
+                .query(HotWalletWorkflow.reservation, payment_id)
+            )
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return []  # no hot-wallet entity yet: nothing was ever reserved
+            raise
+        if not isinstance(reservation, Reservation):
+            return []
+        return list(reservation.attempts)
 
     @activity.defn(name="reserve_nonce")
     async def reserve_nonce(self, inp: NonceReserveInput) -> NonceReserveOutcome:

@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         ReservationStatus,
         ReserveRequest,
         ReserveResult,
+        TxAttempt,
         TxBroadcastSignal,
         WalletNonces,
         WorkflowClosedInput,
@@ -147,6 +148,10 @@ class HotWalletWorkflow:
             return
         if sig.tx_hash not in r.tx_hashes:
             r.tx_hashes.append(sig.tx_hash)
+            if sig.fields is not None:
+                r.attempts.append(
+                    TxAttempt(fields=sig.fields, tx_hash=sig.tx_hash, created_at=self._now())
+                )
         if r.status is ReservationStatus.RESERVED:
             r.status = ReservationStatus.BROADCAST
         elif r.status is ReservationStatus.ABANDONED:
@@ -231,6 +236,10 @@ class HotWalletWorkflow:
         async with self._lock:
             await self._reconcile()
         return self.state
+
+    @workflow.query(description="One payment's reservation (nonce, status, signed attempts)")
+    def reservation(self, payment_id: str) -> Reservation | None:
+        return self.state.reservations.get(payment_id)
 
     @workflow.query(
         name="state", description="Everything: next nonce, reservations, hashes, caps, attention"

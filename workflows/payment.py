@@ -195,7 +195,10 @@ class _Sender:
             await self._signal_wallet(
                 "tx_broadcast",
                 TxBroadcastSignal(
-                    payment_id=self.payment_id, nonce=fields.nonce, tx_hash=result.tx_hash
+                    payment_id=self.payment_id,
+                    nonce=fields.nonce,
+                    tx_hash=result.tx_hash,
+                    fields=fields,
                 ),
             )
         return result
@@ -247,6 +250,11 @@ class _Sender:
             )
 
     async def run(self, template: TxTemplate, nonce: int) -> AwaitResult:
+        if self.state.attempts:
+            # A previous run signed these: follow them (same nonce, same hashes), don't resend.
+            self.event(f"resuming {len(self.state.attempts)} signed attempt(s) for nonce {nonce}")
+            self.state.stage = PaymentStage.CONFIRMING
+            return await self._follow(nonce)
         quote = await self._quote()
         fields = TxFields(
             chain_id=self.chain_id,
@@ -261,6 +269,9 @@ class _Sender:
         self.state.stage = PaymentStage.SENDING
         await self._broadcast(fields)
         self.state.stage = PaymentStage.CONFIRMING
+        return await self._follow(nonce)
+
+    async def _follow(self, nonce: int) -> AwaitResult:
         drops = 0
         while True:
             result: AwaitResult = await workflow.execute_activity(
@@ -417,6 +428,9 @@ class PaymentWorkflow:
         self.state.nonce_reserved = True
         self.state.tx_may_exist = True
         self.state.nonce = reserved.nonce
+        resumed = [a for a in accepted.resume_attempts if a.fields.nonce == reserved.nonce]
+        if resumed:
+            self.state.attempts = resumed
         await self._progress()
         sending = asyncio.ensure_future(self._send(accepted, reserved.nonce))
         while True:

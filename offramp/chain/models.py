@@ -241,6 +241,11 @@ class PreflightAccepted(_Model):
     daily_cap_base_units: int
     template: TxTemplate
     tuning: SendTuning
+    resume_attempts: list[TxAttempt] = Field(
+        default_factory=list,
+        description="a previous run of this payment already signed these (from the hot wallet): "
+        "follow them instead of checking balances again and sending anew",
+    )
 
 
 class PreflightResult(_Model):
@@ -355,6 +360,9 @@ class Reservation(_Model):
     checked_at: datetime | None = Field(
         default=None, description="last time its payment workflow was found still running"
     )
+    attempts: list[TxAttempt] = Field(
+        default_factory=list, description="every signed version (fields + hash) for the nonce"
+    )
 
 
 class HotWalletParams(_Model):
@@ -422,6 +430,7 @@ class TxBroadcastSignal(_Model):
     payment_id: str
     nonce: int
     tx_hash: str
+    fields: TxFields | None = None
 
 
 class NonceSettledSignal(_Model):
