@@ -501,6 +501,7 @@ class PaymentWorkflow:
         if not name or parent is None:
             return
         state = self.state
+        latest = state.attempts[-1] if state.attempts else None
         progress = PaymentProgress(
             payment_id=state.payment_id,
             stage=state.stage.value,
@@ -508,6 +509,9 @@ class PaymentWorkflow:
             tx_may_exist=state.tx_may_exist,
             nonce=state.nonce,
             tx_hashes=state.tx_hashes,
+            tx_hash=latest.tx_hash if latest else None,
+            max_fee_per_gas=latest.fields.max_fee_per_gas if latest else None,
+            max_priority_fee_per_gas=latest.fields.max_priority_fee_per_gas if latest else None,
             needs_attention=state.needs_attention,
             attention_reason=state.attention_reason,
         )

@@ -161,6 +161,9 @@ class PaymentProgress(_Model):
     tx_may_exist: bool
     nonce: int | None = None
     tx_hashes: list[str] = Field(default_factory=list)
+    tx_hash: str | None = Field(default=None, description="the latest signed hash")
+    max_fee_per_gas: int | None = None
+    max_priority_fee_per_gas: int | None = None
     needs_attention: bool = False
     attention_reason: str | None = None
 

@@ -108,6 +108,8 @@ async def test_order_runs_the_payment_as_a_child(
     assert paid.outcome.status is PaymentStatus.CONFIRMED
     assert paid.progress and paid.progress[0].tx_may_exist and paid.progress[0].nonce_reserved
     assert paid.progress[-1].tx_hashes == [paid.outcome.tx_hash]
+    assert paid.progress[-1].tx_hash == paid.outcome.tx_hash
+    assert paid.progress[-1].max_fee_per_gas
     assert chain.token_balance(recipient) == 3_500_000
     assert rejected.outcome.status is PaymentStatus.REJECTED
     assert not rejected.outcome.nonce_reserved and rejected.progress == []
