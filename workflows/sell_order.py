@@ -73,6 +73,10 @@ POLL_NOW_MIN_GAP: Final = timedelta(seconds=2)
 # A malformed provider response may be a passing glitch: re-fetch this often before rejecting.
 MALFORMED_FETCH_ATTEMPTS: Final = 3
 
+# One provider HTTP call (the client's own timeout is 10 s): a worker that died mid-call is
+# noticed after this long and the call retried elsewhere.
+_PROVIDER_CALL_TIMEOUT = timedelta(seconds=15)
+_CHECK_TIMEOUT = timedelta(seconds=10)
 _PROVIDER_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
@@ -216,7 +220,7 @@ class SellOrderWorkflow:
                     FETCH_ORDER_ACTIVITY,
                     FetchOrderInput(order_id=self._input.order_id),
                     result_type=KadoOrder,
-                    start_to_close_timeout=timedelta(seconds=30),
+                    start_to_close_timeout=_PROVIDER_CALL_TIMEOUT,
                     schedule_to_close_timeout=timedelta(minutes=10),
                     retry_policy=_PROVIDER_RETRY,
                     summary=f"fetch Kado order {self._input.order_id}",
@@ -249,7 +253,7 @@ class SellOrderWorkflow:
                         WAIT_FOR_ORDER_CHANGE_ACTIVITY,
                         self._wait_input(await_ready=True, last=order.transfer_status),
                         result_type=KadoOrder,
-                        start_to_close_timeout=timedelta(seconds=30),
+                        start_to_close_timeout=_PROVIDER_CALL_TIMEOUT,
                         schedule_to_close_timeout=_remaining(deadline),
                         retry_policy=_poll_retry(),
                         summary="wait until the order is ready for the deposit",
@@ -282,7 +286,7 @@ class SellOrderWorkflow:
             CHECK_SELL_ORDER_ACTIVITY,
             CheckSellOrderInput(order=order, request=self._input),
             result_type=CheckResult,
-            start_to_close_timeout=timedelta(seconds=30),
+            start_to_close_timeout=_CHECK_TIMEOUT,
             retry_policy=_CHECK_RETRY,
             summary="check the order against the request and configuration",
         )
@@ -387,7 +391,7 @@ class SellOrderWorkflow:
                         WAIT_FOR_ORDER_CHANGE_ACTIVITY,
                         self._wait_input(await_ready=False, last=last),
                         result_type=KadoOrder,
-                        start_to_close_timeout=timedelta(seconds=30),
+                        start_to_close_timeout=_PROVIDER_CALL_TIMEOUT,
                         schedule_to_close_timeout=_remaining(deadline),
                         retry_policy=_poll_retry(),
                         summary=f"follow the order until settled (now {_show(last)})",
