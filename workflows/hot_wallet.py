@@ -276,10 +276,15 @@ class HotWalletWorkflow:
             self.state.next_nonce = nonces.latest
         open_nonces = {r.nonce for r in self.state.reservations.values() if not r.status.final}
         if nonces.pending < self.state.next_nonce and not open_nonces:
+            # Nothing of ours is open, yet the chain has not used our last nonces: it was reset
+            # or deeply reorged. Continue from the chain, or every later payment would wait
+            # behind a gap nobody fills.
             self._attention(
                 f"the chain's pending nonce {nonces.pending} is behind ours "
-                f"{self.state.next_nonce} with nothing in flight (reorg, or a lost tx)"
+                f"{self.state.next_nonce} with nothing in flight (chain reset or deep reorg): "
+                f"continuing from {nonces.pending}"
             )
+            self.state.next_nonce = nonces.pending
         self._log(f"reconciled: chain latest {nonces.latest} pending {nonces.pending}")
 
     def _sweep_due(self, r: Reservation) -> datetime | None:
@@ -373,8 +378,8 @@ class HotWalletWorkflow:
     @workflow.run
     async def run(self, inp: HotWalletInput) -> None:
         del inp  # taken in __init__
-        if self.state.next_nonce is None:
-            await self._reconcile()
+        async with self._lock:
+            await self._reconcile()  # at creation and at the start of every continued run
         while True:
             deadline = self._sweep_deadline()
             timeout = max(deadline - self._now(), timedelta(milliseconds=100)) if deadline else None

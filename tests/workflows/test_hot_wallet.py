@@ -299,3 +299,15 @@ async def test_reconcile_skips_ahead_when_the_chain_is_ahead(
     assert state.next_nonce == 100
     assert any("ahead" in line for line in state.attention)
     assert (await wallet.reserve("two")).nonce == 100
+
+
+async def test_reconcile_follows_a_reset_chain_when_nothing_is_open(
+    wallet: Wallet, fake_chain: FakeChain
+) -> None:
+    first = await wallet.reserve("one")
+    await wallet.settle("one", first.nonce)
+    fake_chain.nonces = WalletNonces(latest=0, pending=0)  # e.g. the local chain was reset
+    state = await wallet.handle.execute_update("reconcile", result_type=HotWalletState)
+    assert state.next_nonce == 0
+    assert any("chain reset" in line for line in state.attention)
+    assert (await wallet.reserve("two")).nonce == 0
