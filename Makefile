@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: run test lint typecheck pytest deps stack token clean
+.PHONY: run test lint typecheck pytest deps stack token histories clean
 
 run: deps
 	$(BIN)/offramp dev
@@ -40,6 +40,10 @@ $(NODE_STAMP): package.json package-lock.json
 	# npm ci rejects a lockfile without the other platforms' optional entries. Versions stay exact.
 	npm install --no-audit --no-fund --loglevel=error
 	touch $@
+
+# Re-record the SellOrderWorkflow histories the replay test guards (tests/histories/*.json).
+histories: deps
+	$(BIN)/python -m tests.histories.record
 
 # Rebuild the committed test-token artifact from contracts/ (offline, pinned solc).
 token: deps

@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from offramp import search_attributes as sa
     from offramp.chain.models import (
         PaymentOutcome,
+        PaymentProgress,
         PaymentRequest,
         PaymentStatus,
         RejectionCode,
@@ -50,7 +51,6 @@ with workflow.unsafe.imports_passed_through():
         Decision,
         OrderFacts,
         PaymentPlan,
-        PaymentProgress,
         Rejection,
         RejectReason,
         SellOrderInput,
@@ -124,6 +124,8 @@ class SellOrderWorkflow:
 
     @workflow.signal(description="Progress from the payment child (internal).")
     def payment_progress(self, progress: PaymentProgress) -> None:
+        if progress.needs_attention and not self._state.needs_attention:
+            self._attention(f"payment: {progress.attention_reason or 'needs a person'}")
         if progress.tx_hash and progress.tx_hash not in self._state.tx_hashes:
             self._state.tx_hashes.append(progress.tx_hash)
             self._state.tx_attempts.append(
@@ -352,6 +354,7 @@ class SellOrderWorkflow:
                 recipient=plan.deposit_address,
                 amount=plan.amount,
                 expected_token_address=plan.token_address,
+                progress_signal="payment_progress",
             ),
             id=payment_workflow_id(f"kado-{plan.order_id}"),
             result_type=PaymentOutcome,

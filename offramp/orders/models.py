@@ -210,15 +210,6 @@ class CheckSellOrderInput(BaseModel):
     request: SellOrderInput
 
 
-class PaymentProgress(BaseModel):
-    """Signalled by the payment child to its parent when a transaction is broadcast."""
-
-    tx_hash: str | None = None
-    nonce: int | None = None
-    max_fee_per_gas: int | None = None
-    max_priority_fee_per_gas: int | None = None
-
-
 class CheckResult(BaseModel):
     """Exactly one of `plan` (all checks passed) or `rejection`."""
 

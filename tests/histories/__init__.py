@@ -1,0 +1,1 @@
+"""Recorded SellOrderWorkflow histories (JSON) and the recorder that regenerates them."""

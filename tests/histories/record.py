@@ -1,0 +1,209 @@
+"""Record SellOrderWorkflow histories from real runs (dev server, anvil, Kado simulator, worker).
+
+    make histories        # or: .venv/bin/python -m tests.histories.record
+
+Writes tests/histories/<scenario>.json. Run it when a workflow change is meant to be
+incompatible (after the old histories were replayed against patched code in production);
+otherwise the committed histories are exactly what the replay test guards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+
+from offramp import search_attributes
+from offramp.chain.models import PaymentState, payment_workflow_id
+from offramp.converter import DATA_CONVERTER
+from offramp.devstack import binaries
+from offramp.orders.models import Decision, SellOrderResult, SellOrderState, Stage
+from offramp.simulator.admin import SimulatorAdmin
+from tests.e2e.support import (
+    SellChain,
+    create_sim_order,
+    engine_settings,
+    engine_worker,
+    new_order_id,
+    sell_chain,
+    start_order,
+)
+
+HISTORIES_DIR = Path(__file__).resolve().parent
+OPERATOR = Decision(operator="recorder@example.com", note="recorded scenario")
+
+
+@dataclass
+class Ctx:
+    client: Client
+    sc: SellChain
+    admin: SimulatorAdmin
+    task_queue: str
+
+
+async def _state(handle: WorkflowHandle[Any, Any]) -> SellOrderState:
+    state: SellOrderState = await handle.query("state", result_type=SellOrderState)
+    return state
+
+
+async def _wait_until(probe: Callable[[], Awaitable[bool]], what: str) -> None:
+    for _ in range(600):  # bounded: 60 s
+        if await probe():
+            return
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"no {what} within 60 s")
+
+
+async def _wait_stage(handle: WorkflowHandle[Any, Any], stage: Stage) -> None:
+    async def reached() -> bool:
+        return (await _state(handle)).stage is stage
+
+    await _wait_until(reached, stage.value)
+
+
+async def token_happy(ctx: Ctx) -> WorkflowHandle[Any, SellOrderResult]:
+    order_id = await create_sim_order(ctx.admin, asset="USDC", amount=Decimal("100.25"))
+    return await start_order(ctx.client, ctx.task_queue, order_id)
+
+
+async def native_happy(ctx: Ctx) -> WorkflowHandle[Any, SellOrderResult]:
+    order_id = await create_sim_order(ctx.admin, asset="ETH", amount=Decimal("0.0125"))
+    return await start_order(ctx.client, ctx.task_queue, order_id)
+
+
+async def not_ready_then_happy(ctx: Ctx) -> WorkflowHandle[Any, SellOrderResult]:
+    order_id = await create_sim_order(ctx.admin, ready_after_seconds=1.0)
+    return await start_order(ctx.client, ctx.task_queue, order_id)
+
+
+async def rejected_unknown_order(ctx: Ctx) -> WorkflowHandle[Any, SellOrderResult]:
+    return await start_order(ctx.client, ctx.task_queue, new_order_id())
+
+
+async def rejected_buy_order(ctx: Ctx) -> WorkflowHandle[Any, SellOrderResult]:
+    order_id = await create_sim_order(ctx.admin, order_type="buy")
+    return await start_order(ctx.client, ctx.task_queue, order_id)
+
+
+async def rejected_over_max_amount(ctx: Ctx) -> WorkflowHandle[Any, SellOrderResult]:
+    order_id = await create_sim_order(ctx.admin, amount=Decimal("20"))
+    return await start_order(ctx.client, ctx.task_queue, order_id, max_amount=Decimal("19"))
+
+
+async def rejected_invalid_deposit_address(ctx: Ctx) -> WorkflowHandle[Any, SellOrderResult]:
+    order_id = await create_sim_order(ctx.admin, overrides={"depositAddress": "0x1234"})
+    return await start_order(ctx.client, ctx.task_queue, order_id)
+
+
+async def approved(ctx: Ctx) -> WorkflowHandle[Any, SellOrderResult]:
+    order_id = await create_sim_order(ctx.admin, amount=Decimal("6000"))
+    handle = await start_order(ctx.client, ctx.task_queue, order_id)
+    await _wait_stage(handle, Stage.AWAITING_APPROVAL)
+    await handle.execute_update("approve", OPERATOR, result_type=str)
+    return handle
+
+
+async def cancelled_before_sending(ctx: Ctx) -> WorkflowHandle[Any, SellOrderResult]:
+    order_id = await create_sim_order(ctx.admin, ready_after_seconds=3600)
+    handle = await start_order(ctx.client, ctx.task_queue, order_id)
+    await _wait_stage(handle, Stage.AWAITING_ORDER)
+    await handle.execute_update("cancel", OPERATOR, result_type=str)
+    return handle
+
+
+async def fee_bump(ctx: Ctx) -> WorkflowHandle[Any, SellOrderResult]:
+    order_id = await create_sim_order(ctx.admin, amount=Decimal("42"))
+    ctx.sc.chain.set_automine(False)
+    try:
+        handle = await start_order(ctx.client, ctx.task_queue, order_id)
+        payment = ctx.client.get_workflow_handle(payment_workflow_id(f"kado-{order_id}"))
+
+        async def bumped() -> bool:
+            try:
+                state = await payment.query("state", result_type=PaymentState)
+            except RPCError:  # the child is not started yet
+                return False
+            return len(state.attempts) >= 2
+
+        await _wait_until(bumped, "fee bump")
+    finally:
+        ctx.sc.chain.set_automine(True)
+        ctx.sc.chain.mine()
+    return handle
+
+
+async def provider_failure(ctx: Ctx) -> WorkflowHandle[Any, SellOrderResult]:
+    order_id = await create_sim_order(ctx.admin, scenario="provider_failure")
+    return await start_order(ctx.client, ctx.task_queue, order_id)
+
+
+async def unresolved(ctx: Ctx) -> WorkflowHandle[Any, SellOrderResult]:
+    order_id = await create_sim_order(ctx.admin, scenario="stuck_unknown")
+    return await start_order(
+        ctx.client, ctx.task_queue, order_id, settlement_timeout=timedelta(seconds=5)
+    )
+
+
+Scenario = Callable[[Ctx], Awaitable[WorkflowHandle[Any, SellOrderResult]]]
+SCENARIOS: dict[str, tuple[Scenario, Stage]] = {
+    "token_happy": (token_happy, Stage.SETTLED),
+    "native_happy": (native_happy, Stage.SETTLED),
+    "not_ready_then_happy": (not_ready_then_happy, Stage.SETTLED),
+    "rejected_unknown_order": (rejected_unknown_order, Stage.REJECTED),
+    "rejected_buy_order": (rejected_buy_order, Stage.REJECTED),
+    "rejected_over_max_amount": (rejected_over_max_amount, Stage.REJECTED),
+    "rejected_invalid_deposit_address": (rejected_invalid_deposit_address, Stage.REJECTED),
+    "approved": (approved, Stage.SETTLED),
+    "cancelled_before_sending": (cancelled_before_sending, Stage.CANCELLED),
+    "fee_bump": (fee_bump, Stage.SETTLED),
+    "provider_failure": (provider_failure, Stage.PROVIDER_FAILED),
+    "unresolved": (unresolved, Stage.UNRESOLVED),
+}
+
+
+async def record(out_dir: Path = HISTORIES_DIR) -> list[Path]:
+    written = []
+    env = await WorkflowEnvironment.start_local(
+        data_converter=DATA_CONVERTER,
+        dev_server_existing_path=str(binaries.temporal_cli()),
+        search_attributes=search_attributes.ALL,
+        dev_server_log_level="error",
+    )
+    try:
+        with tempfile.TemporaryDirectory() as tmp, sell_chain(Path(tmp)) as sc:
+            task_queue = f"record-{uuid.uuid4()}"
+            settings = engine_settings(sc, task_queue, bump_after_seconds=1.0)
+            async with (
+                SimulatorAdmin(sc.simulator_url) as admin,
+                engine_worker(env.client, settings),
+            ):
+                ctx = Ctx(env.client, sc, admin, task_queue)
+                for name, (scenario, expected) in SCENARIOS.items():
+                    handle = await scenario(ctx)
+                    result = await handle.result()
+                    if result.outcome is not expected:
+                        raise SystemExit(f"{name}: ended {result.outcome}, expected {expected}")
+                    history = await handle.fetch_history()
+                    path = out_dir / f"{name}.json"
+                    path.write_text(history.to_json() + "\n")
+                    written.append(path)
+                    print(f"{name}: {result.outcome.value}, {len(history.events)} events")
+    finally:
+        await env.shutdown()
+    return written
+
+
+if __name__ == "__main__":
+    asyncio.run(record())
+    sys.exit(0)

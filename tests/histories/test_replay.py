@@ -1,0 +1,65 @@
+"""Every committed SellOrderWorkflow history replays against the current code; a deliberately
+incompatible change fails replay, and the same change behind `workflow.patched` replays."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+
+from offramp.converter import DATA_CONVERTER
+from offramp.devstack.chain import HOT_WALLET_KEY
+from offramp.orders.replay import load_history, replay
+from tests.chain.support import history_holds_key
+from tests.histories.variants import IncompatibleSellOrder, PatchedSellOrder
+
+HISTORIES = sorted(Path(__file__).parent.glob("*.json"))
+SCENARIOS = {p.stem for p in HISTORIES}
+
+
+def test_the_required_scenarios_are_recorded() -> None:
+    required = {
+        "token_happy",
+        "native_happy",
+        "rejected_unknown_order",
+        "rejected_buy_order",
+        "rejected_over_max_amount",
+        "approved",
+        "cancelled_before_sending",
+        "fee_bump",
+        "provider_failure",
+        "unresolved",
+    }
+    assert required <= SCENARIOS
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
+async def test_history_replays(path: Path) -> None:
+    assert await replay(load_history(path)) is None
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
+def test_history_holds_no_private_key(path: Path) -> None:
+    assert HOT_WALLET_KEY[2:] not in path.read_text().lower()
+    assert not history_holds_key(path.read_text())
+
+
+def history(name: str) -> WorkflowHistory:
+    return load_history(Path(__file__).parent / f"{name}.json")
+
+
+@pytest.mark.parametrize("name", ["token_happy", "rejected_buy_order"])
+async def test_incompatible_change_fails_replay(name: str) -> None:
+    replayer = Replayer(workflows=[IncompatibleSellOrder], data_converter=DATA_CONVERTER)
+    result = await replayer.replay_workflow(history(name), raise_on_replay_failure=False)
+    assert result.replay_failure is not None
+    assert "nondetermin" in str(result.replay_failure).lower()
+
+
+@pytest.mark.parametrize("name", ["token_happy", "rejected_buy_order"])
+async def test_patched_change_replays(name: str) -> None:
+    replayer = Replayer(workflows=[PatchedSellOrder], data_converter=DATA_CONVERTER)
+    result = await replayer.replay_workflow(history(name), raise_on_replay_failure=False)
+    assert result.replay_failure is None
