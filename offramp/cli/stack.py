@@ -14,13 +14,7 @@ from offramp.cli.app import app, console, fail
 from offramp.config import DEFAULT_TASK_QUEUE
 from offramp.devstack.chain import prepare_chain
 from offramp.devstack.processes import ProcessFailed
-from offramp.devstack.stack import (
-    READY_LINE,
-    LocalStack,
-    SimulatorFactory,
-    StackSettings,
-    simulator_process,
-)
+from offramp.devstack.stack import READY_LINE, LocalStack, StackSettings
 
 
 def _stop_on_sigterm() -> None:
@@ -56,7 +50,7 @@ def dev(
         with_worker=worker,
         with_simulator=simulator,
     )
-    stack = LocalStack(settings, simulator_factory=_simulator_factory())
+    stack = LocalStack(settings)
     try:
         with console.status("starting the local stack..."):
             info = stack.start()
@@ -75,10 +69,6 @@ def dev(
     finally:
         stack.stop()
     console.print("stopped")
-
-
-def _simulator_factory() -> SimulatorFactory:
-    return simulator_process
 
 
 @app.command("chain-setup")

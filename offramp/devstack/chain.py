@@ -31,6 +31,8 @@ DEPLOYER_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff
 HOT_WALLET_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"  # account 1
 DEPLOYER = Account.from_key(DEPLOYER_KEY).address
 HOT_WALLET = Account.from_key(HOT_WALLET_KEY).address
+# USDC orders of at least this wait for an operator's approval on the local stack.
+LOCAL_REVIEW_THRESHOLD = Decimal("5000")
 HOT_WALLET_TOKEN_FUNDING = 1_000_000 * 10**TOKEN_DECIMALS
 
 ARTIFACT_PATH = Path(__file__).resolve().parents[1] / "chain" / "artifacts" / "TestUSDC.json"
@@ -180,6 +182,7 @@ def local_chain_config(rpc_url: str, token_address: str, *, confirmations: int =
                 decimals=TOKEN_DECIMALS,
                 per_order_cap=Decimal("10000"),
                 daily_cap=Decimal("1000000"),
+                review_threshold=LOCAL_REVIEW_THRESHOLD,
             ),
         },
     )

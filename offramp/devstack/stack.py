@@ -5,9 +5,7 @@ workflows (SQLite) and the chain (anvil state file) survive a restart of the sta
 from __future__ import annotations
 
 import json
-import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from offramp.devstack.chain import (
 from offramp.devstack.processes import ManagedProcess, ProcessFailed
 from offramp.devstack.temporal_server import dev_server_process
 from offramp.devstack.worker_process import wait_worker_ready, worker_process
+from offramp.simulator.process import simulator_process, wait_simulator_ready
 
 READY_LINE = "local stack ready"
 
@@ -82,34 +81,9 @@ class StackInfo:
         return env
 
 
-# (port, chain, data_dir) -> the simulator process, not yet started.
-SimulatorFactory = Callable[[int, LocalChain, Path], ManagedProcess]
-
-
-def simulator_process(port: int, chain: LocalChain, data_dir: Path) -> ManagedProcess:
-    """The Kado simulator (`python -m offramp.simulator`), watching the local chain."""
-    argv = [
-        sys.executable,
-        "-m",
-        "offramp.simulator",
-        "--port",
-        str(port),
-        "--rpc-url",
-        chain.rpc_url,
-        "--token-address",
-        chain.token_address,
-        "--data-file",
-        str(data_dir / "simulator-orders.json"),
-    ]
-    return ManagedProcess("simulator", argv, data_dir / "logs" / "simulator.log", cwd=PROJECT_ROOT)
-
-
 class LocalStack:
-    def __init__(
-        self, settings: StackSettings, simulator_factory: SimulatorFactory | None = None
-    ) -> None:
+    def __init__(self, settings: StackSettings) -> None:
         self.settings = settings
-        self.simulator_factory = simulator_factory
         self.processes: dict[str, ManagedProcess] = {}
         self.info: StackInfo | None = None
 
@@ -144,10 +118,17 @@ class LocalStack:
                 s.data_dir / "chains.json", confirmations=s.confirmations
             )
             simulator_url = None
-            if s.with_simulator and self.simulator_factory is not None:
-                sim = self.simulator_factory(s.simulator_port, chain, s.data_dir)
+            if s.with_simulator:
+                sim = simulator_process(
+                    s.simulator_port,
+                    self.logs_dir / "simulator.log",
+                    rpc_url=rpc_url,
+                    token_address=chain.token_address,
+                    data_file=s.data_dir / "simulator-orders.json",
+                    extra_args=("--confirmations", str(s.confirmations)),
+                )
                 self._start("simulator", sim)
-                sim.wait_for_port(s.simulator_port)
+                wait_simulator_ready(sim)
                 simulator_url = f"http://127.0.0.1:{s.simulator_port}"
             info = StackInfo(
                 temporal_address=f"127.0.0.1:{s.temporal_port}",

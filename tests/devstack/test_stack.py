@@ -94,7 +94,7 @@ async def test_stack_up_down_and_restart(tmp_path: Path) -> None:
     stack = Stack(tmp_path / "data")
     try:
         pids = stack.start()
-        assert set(pids) >= {"temporal", "anvil", "worker"}
+        assert set(pids) == {"temporal", "anvil", "simulator", "worker"}
         assert all(alive(pid) for pid in pids.values())
 
         async with httpx.AsyncClient(timeout=10) as http:

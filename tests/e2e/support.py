@@ -34,7 +34,6 @@ FAST_POLL: dict[str, Any] = {
     "poll_initial_interval": timedelta(milliseconds=200),
     "poll_max_interval": timedelta(seconds=1),
 }
-REVIEW_THRESHOLD = Decimal("5000")
 
 
 @dataclass
@@ -54,9 +53,8 @@ class SellChain:
         return self.chain.token
 
     def config(self, **overrides: Any) -> ChainConfig:
-        base = self.chain.config(**overrides)
-        usdc = base.assets["USDC"].model_copy(update={"review_threshold": REVIEW_THRESHOLD})
-        return base.model_copy(update={"assets": {**base.assets, "USDC": usdc}})
+        # The local chain config: USDC orders of 5000 or more wait for approval.
+        return self.chain.config(**overrides)
 
     def hot_wallet_nonce(self) -> int:
         return self.w3.eth.get_transaction_count(HOT_WALLET, "pending")
