@@ -104,7 +104,9 @@ async def test_cancel_before_sending(
 async def test_cancel_refused_once_a_transaction_may_exist(
     dev_env: WorkflowEnvironment, sc: SellChain, admin: SimulatorAdmin, task_queue: str
 ) -> None:
-    order_id = await create_sim_order(admin, slow_settlement_seconds=3600)
+    order_id = await create_sim_order(
+        admin, scenario="slow_settlement", slow_settlement_seconds=3600
+    )
     async with engine_worker(dev_env.client, engine_settings(sc, task_queue)):
         handle = await start_order(dev_env.client, task_queue, order_id)
         state = await wait_stage(handle, Stage.TRACKING)
