@@ -106,6 +106,7 @@ class SellOrderWorkflow:
         self._cancel: Decision | None = None
         self._poll_now = False
         self._poll_started_at = self._started_at
+        self._ready_deadline = self._started_at + input.ready_timeout
         self._reject_reason: RejectReason | None = None
 
     # ---- operator surface ---------------------------------------------------------------------
@@ -223,31 +224,24 @@ class SellOrderWorkflow:
                     FetchOrderInput(order_id=self._input.order_id),
                     result_type=KadoOrder,
                     start_to_close_timeout=_PROVIDER_CALL_TIMEOUT,
-                    schedule_to_close_timeout=timedelta(minutes=10),
+                    # An unreachable provider is retried until the ready deadline.
+                    schedule_to_close_timeout=_remaining(self._ready_deadline),
                     retry_policy=_PROVIDER_RETRY,
                     summary=f"fetch Kado order {self._input.order_id}",
                 )
             except ActivityError as err:
-                kind, message = _failure_kind(err)
-                if kind == "KadoOrderNotFound":
-                    self._reject(RejectReason.ORDER_NOT_FOUND, message)
-                    return None
+                kind, _ = _failure_kind(err)
                 if kind == "KadoMalformedResponse" and attempt < MALFORMED_FETCH_ATTEMPTS:
                     await workflow.sleep(timedelta(seconds=5 * attempt), summary="re-fetch")
                     continue
-                reason = (
-                    _malformed_reason(err)
-                    if kind == "KadoMalformedResponse"
-                    else RejectReason.ORDER_MALFORMED
-                )
-                self._reject(reason, message)
+                self._end_before_sending(err, "the provider did not answer in time")
                 return None
             self._observe(order)
             return order
         raise ApplicationError("unreachable")  # pragma: no cover
 
     async def _await_ready(self, order: KadoOrder) -> KadoOrder | None:
-        deadline = self._started_at + self._input.ready_timeout
+        deadline = self._ready_deadline
         while True:
             try:
                 changed: KadoOrder = await self._interruptible(
@@ -267,16 +261,7 @@ class SellOrderWorkflow:
                     return None
                 continue
             except ActivityError as err:
-                if _is_timeout(err):
-                    self._set_stage(Stage.EXPIRED, "the order never became ready for the deposit")
-                    return None
-                kind, message = _failure_kind(err)
-                self._reject(
-                    RejectReason.ORDER_NOT_FOUND
-                    if kind == "KadoOrderNotFound"
-                    else _malformed_reason(err),
-                    message,
-                )
+                self._end_before_sending(err, "the order never became ready for the deposit")
                 return None
             self._observe(changed)
             if changed.is_ready_for_deposit or changed.is_terminal or changed.is_expired:
@@ -408,7 +393,7 @@ class SellOrderWorkflow:
             except _Interrupted:
                 continue
             except ActivityError as err:
-                if _is_timeout(err):
+                if _gave_up_waiting(err):
                     self._attention("no settlement by the deadline")
                     self._set_stage(Stage.UNRESOLVED, "the provider did not settle in time")
                     return
@@ -512,6 +497,21 @@ class SellOrderWorkflow:
         self._state.block_number = outcome.block_number
         if outcome.tx_hash:
             self._upsert(sa.TX_HASH.value_set(outcome.tx_hash))
+
+    def _end_before_sending(self, err: ActivityError, on_timeout: str) -> None:
+        """A provider call failed for good before anything was sent: EXPIRED on the deadline,
+        otherwise REJECTED with the reason the failure names."""
+        if _gave_up_waiting(err):
+            self._set_stage(Stage.EXPIRED, on_timeout)
+            return
+        kind, message = _failure_kind(err)
+        if kind == "KadoOrderNotFound":
+            reason = RejectReason.ORDER_NOT_FOUND
+        elif kind == "KadoMalformedResponse":
+            reason = _malformed_reason(err)
+        else:  # the provider refused the request (4xx) or the id
+            reason = RejectReason.PROVIDER_REFUSED
+        self._reject(reason, message)
 
     def _reject(self, reason: RejectReason, detail: str) -> None:
         self._reject_reason = reason
@@ -622,8 +622,13 @@ def _failure_kind(err: ActivityError) -> tuple[str, str]:
     return type(cause).__name__ if cause else "", str(cause or err)
 
 
-def _is_timeout(err: ActivityError) -> bool:
-    return isinstance(err.cause, ActivityTimeoutError)
+def _gave_up_waiting(err: ActivityError) -> bool:
+    """The wait's deadline passed. The server reports either a timeout or, when the next retry
+    would fall after the deadline, the last attempt's (retryable) failure."""
+    cause = err.cause
+    if isinstance(cause, ActivityTimeoutError):
+        return True
+    return isinstance(cause, ApplicationError) and not cause.non_retryable
 
 
 def _malformed_reason(err: ActivityError) -> RejectReason:

@@ -152,6 +152,7 @@ class RejectReason(StrEnum):
 
     ORDER_NOT_FOUND = "order_not_found"
     ORDER_MALFORMED = "order_malformed"
+    PROVIDER_REFUSED = "provider_refused"
     NOT_A_SELL_ORDER = "not_a_sell_order"
     USER_REF_MISMATCH = "user_ref_mismatch"
     WALLET_MISMATCH = "wallet_address_mismatch"

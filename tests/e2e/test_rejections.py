@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -11,6 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 from offramp.devstack.chain import HOT_WALLET
 from offramp.orders.models import RejectReason, SellOrderResult, Stage
 from offramp.simulator.admin import SimulatorAdmin
+from offramp.simulator.faults import FaultConfig
 from tests.e2e.support import (
     SellChain,
     create_sim_order,
@@ -127,3 +129,19 @@ async def test_insufficient_hot_wallet_balance(
         result = await handle.result()
     assert sc.hot_wallet_nonce() == nonce_before
     assert_rejected(result, RejectReason.INSUFFICIENT_BALANCE)
+
+
+async def test_provider_down_until_the_ready_deadline_expires_the_order(
+    dev_env: WorkflowEnvironment, sc: SellChain, admin: SimulatorAdmin, task_queue: str
+) -> None:
+    order_id = await create_sim_order(admin, faults=FaultConfig(error_rate=1.0))
+    nonce = sc.hot_wallet_nonce()
+    async with engine_worker(dev_env.client, engine_settings(sc, task_queue)):
+        handle = await start_order(
+            dev_env.client, task_queue, order_id, ready_timeout=timedelta(seconds=3)
+        )
+        result = await handle.result()
+    assert result.outcome is Stage.EXPIRED, result.reason
+    assert result.reason == "the provider did not answer in time"
+    assert (await admin.requests_for(order_id)) >= 2
+    assert sc.hot_wallet_nonce() == nonce
