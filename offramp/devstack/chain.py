@@ -144,12 +144,24 @@ class LocalChain:
     chain_id: int
     token_address: str
 
-    def config(self, confirmations: int = 1) -> ChainConfig:
-        return local_chain_config(self.rpc_url, self.token_address, confirmations=confirmations)
+    def config(
+        self, confirmations: int = 1, bump_after_seconds: float | None = None
+    ) -> ChainConfig:
+        return local_chain_config(
+            self.rpc_url,
+            self.token_address,
+            confirmations=confirmations,
+            bump_after_seconds=bump_after_seconds,
+        )
 
-    def write_chains_file(self, path: Path, confirmations: int = 1) -> Path:
-        """The `OFFRAMP_CHAINS_FILE` a worker reads to serve this chain."""
-        config = self.config(confirmations=confirmations).model_dump(mode="json")
+    def write_chains_file(
+        self, path: Path, confirmations: int = 1, bump_after_seconds: float | None = None
+    ) -> Path:
+        """The `OFFRAMP_CHAINS_FILE` a worker reads to serve this chain. `bump_after_seconds`:
+        None keeps the engine's default."""
+        config = self.config(
+            confirmations=confirmations, bump_after_seconds=bump_after_seconds
+        ).model_dump(mode="json")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({LOCAL_CHAIN_NAME: config}, indent=2) + "\n")
         return path
@@ -162,7 +174,16 @@ def prepare_chain(rpc_url: str) -> LocalChain:
     return LocalChain(rpc_url=rpc_url, chain_id=w3.eth.chain_id, token_address=token)
 
 
-def local_chain_config(rpc_url: str, token_address: str, *, confirmations: int = 1) -> ChainConfig:
+def local_chain_config(
+    rpc_url: str,
+    token_address: str,
+    *,
+    confirmations: int = 1,
+    bump_after_seconds: float | None = None,
+) -> ChainConfig:
+    sending: dict[str, Any] = {}
+    if bump_after_seconds is not None:
+        sending["bump_after_seconds"] = bump_after_seconds
     return ChainConfig(
         chain_id=LOCAL_CHAIN_ID,
         rpc_url=rpc_url,
@@ -185,4 +206,5 @@ def local_chain_config(rpc_url: str, token_address: str, *, confirmations: int =
                 review_threshold=LOCAL_REVIEW_THRESHOLD,
             ),
         },
+        **sending,
     )

@@ -40,6 +40,8 @@ class StackSettings:
     confirmations: int = 2
     with_simulator: bool = True
     with_worker: bool = True
+    # Fee-bump a transaction not mined within this (None: the engine's default, 60 s).
+    bump_after_seconds: float | None = None
 
 
 @dataclass
@@ -115,7 +117,9 @@ class LocalStack:
             temporal.wait_for_port(s.ui_port)
             chain = prepare_chain(rpc_url)
             chains_file = chain.write_chains_file(
-                s.data_dir / "chains.json", confirmations=s.confirmations
+                s.data_dir / "chains.json",
+                confirmations=s.confirmations,
+                bump_after_seconds=s.bump_after_seconds,
             )
             simulator_url = None
             if s.with_simulator:
