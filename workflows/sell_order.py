@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         TransferStatus,
         WaitForOrderChangeInput,
     )
+    from offramp.orders.checks import identity_rejection
     from offramp.orders.models import (
         CHECK_SELL_ORDER_ACTIVITY,
         PAYMENT_STAGES,
@@ -67,6 +68,8 @@ PAYMENT_WORKFLOW: Final = "Payment"  # workflows/payment.py
 # Provider `unknown` for longer than this: flag for a person (Kado: "reach out to support if
 # funds don't arrive within 10 minutes"), and keep following.
 UNKNOWN_ALERT_AFTER: Final = timedelta(minutes=10)
+# Workflow patches (workflow.patched): ids of changes made while runs may be open.
+PATCH_IDENTITY_FIRST: Final = "identity-check-before-waiting"
 # poll_now within this long of starting a fresh poll is ignored: a storm of webhooks must not
 # keep cancelling polls before they can answer.
 POLL_NOW_MIN_GAP: Final = timedelta(seconds=2)
@@ -192,6 +195,14 @@ class SellOrderWorkflow:
         order = await self._fetch_order()
         if order is None:
             return self._finish()
+        # Not ours, or not a sell order: reject now rather than wait for it to become ready.
+        # (Patched: runs recorded before this change rejected it in the check activity.)
+        if (
+            workflow.patched(PATCH_IDENTITY_FIRST)
+            and (identity := identity_rejection(order, input)) is not None
+        ):
+            self._reject(identity.reason, identity.detail)
+            return self._finish()
 
         if not order.is_ready_for_deposit and not order.is_terminal and not order.is_expired:
             self._set_stage(Stage.AWAITING_ORDER, "waiting for deposit address and amount")
@@ -264,7 +275,10 @@ class SellOrderWorkflow:
                 self._end_before_sending(err, "the order never became ready for the deposit")
                 return None
             self._observe(changed)
-            if changed.is_ready_for_deposit or changed.is_terminal or changed.is_expired:
+            if changed.is_expired:
+                self._set_stage(Stage.EXPIRED, "the provider expired the order before it was ready")
+                return None
+            if changed.is_ready_for_deposit or changed.is_terminal:
                 return changed
             order = changed
 

@@ -38,6 +38,29 @@ def _same_address(a: str, b: str) -> bool:
     return a.lower() == b.lower()
 
 
+def identity_rejection(order: KadoOrder, request: SellOrderInput) -> Rejection | None:
+    """Is this a SELL order of the requester? Needs no configuration and no readiness, so the
+    workflow asks it first and never waits for an order that can never be paid."""
+    if order.order_type is not OrderType.SELL:
+        shown = order.order_type.value if order.order_type else "missing"
+        return Rejection(
+            reason=RejectReason.NOT_A_SELL_ORDER, detail=f"orderType is {shown}, not sell"
+        )
+    if request.user_ref is not None and order.user_ref != request.user_ref:
+        return Rejection(
+            reason=RejectReason.USER_REF_MISMATCH,
+            detail="the order's userRef differs from the user_ref given at start",
+        )
+    if request.wallet_address is not None and not (
+        order.wallet_address and _same_address(order.wallet_address, request.wallet_address)
+    ):
+        return Rejection(
+            reason=RejectReason.WALLET_MISMATCH,
+            detail="the order's walletAddress differs from the wallet_address given at start",
+        )
+    return None
+
+
 def order_state_rejection(order: KadoOrder) -> Rejection | None:
     """An order the provider already failed or expired can never be paid."""
     if order.is_expired:
@@ -60,21 +83,8 @@ def check_order(
 
     `own_wallets`: addresses we control (lower-case); never a deposit address.
     """
-    if order.order_type is not OrderType.SELL:
-        shown = order.order_type.value if order.order_type else "missing"
-        return _reject(RejectReason.NOT_A_SELL_ORDER, f"orderType is {shown}, not sell")
-    if request.user_ref is not None and order.user_ref != request.user_ref:
-        return _reject(
-            RejectReason.USER_REF_MISMATCH,
-            "the order's userRef differs from the user_ref given at start",
-        )
-    if request.wallet_address is not None and not (
-        order.wallet_address and _same_address(order.wallet_address, request.wallet_address)
-    ):
-        return _reject(
-            RejectReason.WALLET_MISMATCH,
-            "the order's walletAddress differs from the wallet_address given at start",
-        )
+    if (identity := identity_rejection(order, request)) is not None:
+        return CheckResult(rejection=identity)
     if (state := order_state_rejection(order)) is not None:
         return CheckResult(rejection=state)
 

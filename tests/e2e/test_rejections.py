@@ -145,3 +145,22 @@ async def test_provider_down_until_the_ready_deadline_expires_the_order(
     assert result.reason == "the provider did not answer in time"
     assert (await admin.requests_for(order_id)) >= 2
     assert sc.hot_wallet_nonce() == nonce
+
+
+async def test_a_buy_order_is_rejected_without_waiting_for_it_to_be_ready(
+    dev_env: WorkflowEnvironment, sc: SellChain, admin: SimulatorAdmin, task_queue: str
+) -> None:
+    order_id = await create_sim_order(admin, order_type="buy", ready_after_seconds=3600)
+    result = await run_order(dev_env, sc, task_queue, order_id)
+    assert_rejected(result, RejectReason.NOT_A_SELL_ORDER)
+    assert (result.finished_at - result.started_at).total_seconds() < 60
+
+
+async def test_an_order_expiring_while_we_wait_ends_expired(
+    dev_env: WorkflowEnvironment, sc: SellChain, admin: SimulatorAdmin, task_queue: str
+) -> None:
+    order_id = await create_sim_order(admin, ready_after_seconds=3600, expires_in_seconds=1.0)
+    result = await run_order(dev_env, sc, task_queue, order_id)
+    assert result.outcome is Stage.EXPIRED
+    assert result.reason == "the provider expired the order before it was ready"
+    assert result.tx_hashes == []
