@@ -10,7 +10,7 @@ NODE_STAMP := node_modules/.installed
 .PHONY: run test lint typecheck pytest deps stack token histories clean
 
 run: deps
-	$(BIN)/offramp dev
+	$(BIN)/offramp demo
 
 stack: deps
 	$(BIN)/offramp dev
