@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Group, RenderableType
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -400,14 +401,12 @@ async def run_orders(engine: Engine, orders: list[DemoOrder]) -> None:
 # ---- progress and summary ----------------------------------------------------------------------
 
 
-def _short(tx_hash: str) -> str:
-    return f"{tx_hash[:10]}…{tx_hash[-6:]}"
-
-
-def _txs(hashes: list[str]) -> str:
+def _txs(hashes: list[str], *, full: bool = False) -> str:
+    """The latest hash (the confirmed one once mined), and how many more were signed."""
     if not hashes:
         return ""
-    return _short(hashes[-1]) + (f" ({len(hashes)} txs)" if len(hashes) > 1 else "")
+    latest = hashes[-1] if full else f"{hashes[-1][:6]}…{hashes[-1][-4:]}"
+    return latest + (f" (+{len(hashes) - 1})" if len(hashes) > 1 else "")
 
 
 def _time(seconds: float | None) -> str:
@@ -429,16 +428,25 @@ def finished_line(order: DemoOrder) -> str:
     )
 
 
-def stage_table(orders: list[DemoOrder]) -> Table:
-    table = Table("order", "scenario", "stage", "tx", "time", title="Orders", title_justify="left")
+def stage_table(orders: list[DemoOrder], width: int) -> Table:
+    """The live view: each order's stage (and latest tx when the terminal is wide enough)."""
+    columns = (
+        ("order", "scenario", "stage", "tx", "time")
+        if width >= 90
+        else ("order", "scenario", "stage", "time")
+    )
+    table = Table(title="Orders", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in columns:
+        table.add_column(column, no_wrap=True, justify="right" if column == "time" else "left")
     for order in orders:
-        table.add_row(
-            order.order_id,
-            order.scenario.name,
-            f"[{_stage_style(order)}]{order.stage}[/]",
-            _txs(order.tx_hashes),
-            _time(order.seconds()),
-        )
+        cells = {
+            "order": order.order_id,
+            "scenario": order.scenario.name,
+            "stage": f"[{_stage_style(order)}]{order.stage}[/]",
+            "tx": _txs(order.tx_hashes),
+            "time": _time(order.seconds()),
+        }
+        table.add_row(*(cells[column] for column in columns))
     return table
 
 
@@ -455,7 +463,7 @@ async def show_progress(
 
     def frame() -> RenderableType:
         progress.update(bar, completed=sum(o.done for o in orders))
-        return Group(progress, stage_table(orders))
+        return Group(progress, stage_table(orders, console.width))
 
     with Live(frame(), console=console, refresh_per_second=4, transient=True) as live:
         while not work.done():
@@ -472,36 +480,45 @@ async def show_progress(
         raise error
 
 
-def _reason(order: DemoOrder) -> str:
+def _note(order: DemoOrder) -> str:
+    """What went wrong, or a short word on what happened (the full story is in the Web UI)."""
+    problem = order.problem()
+    if problem is not None:
+        return f"[red]{problem}[/]"
+    assert order.result is not None
     result = order.result
-    if result is None:
-        return order.error or ""
     if result.reject_reason is not None:
-        return result.reject_reason.value  # the full text is in the Web UI
-    reason = result.reason or ""
-    if order.approved:
-        reason = f"approved by {APPROVAL.operator}; {reason}"
+        return result.reject_reason.value
     if result.needs_attention:
-        reason = f"⚠ needs attention: {reason}"
-    return reason
+        return "⚠ needs attention"
+    if len(result.tx_hashes) > 1:
+        return f"fee-bumped: {len(result.tx_hashes)} txs"
+    if order.approved:
+        return f"approved by {APPROVAL.operator}"
+    return ""
 
 
-def summary_table(orders: list[DemoOrder]) -> Table:
-    table = Table(title="Summary", title_justify="left")
-    for column in ("order", "scenario", "outcome", "reason", "tx", "time", "check"):
-        table.add_column(column, no_wrap=column in ("order", "scenario", "outcome"))
+def summary_table(orders: list[DemoOrder], width: int) -> Table:
+    """One row per order; the tx column when the terminal is wide enough (full hashes if very)."""
+    with_tx, full_tx = width >= 104, width >= 160
+    table = Table(title="Summary", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("  order", "scenario", "outcome"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("reason", overflow="fold")
+    if with_tx:
+        table.add_column("tx hash", no_wrap=True)
+    table.add_column("time", no_wrap=True, justify="right")
     for order in orders:
-        result = order.result
-        problem = order.problem()
-        table.add_row(
-            order.order_id,
+        ok = order.problem() is None
+        cells = [
+            ("[green]✓[/] " if ok else "[red]✗[/] ") + order.order_id,
             order.scenario.name,
-            result.outcome.value if result else order.stage,
-            _reason(order),
-            _txs(order.tx_hashes),
-            _time(order.seconds()),
-            "[green]✓[/]" if problem is None else f"[red]✗ {problem}[/]",
-        )
+            order.result.outcome.value if order.result else order.stage,
+            _note(order),
+        ]
+        if with_tx:
+            cells.append(_txs(order.tx_hashes, full=full_tx))
+        table.add_row(*cells, _time(order.seconds()))
     return table
 
 
@@ -611,7 +628,7 @@ def demo(
             highlight=False,
         )
         results = asyncio.run(run_demo(stack, info, orders, timeout))
-        console.print(summary_table(results))
+        console.print(summary_table(results, console.width))
         error = verdict(results)
         if error is None:
             console.print(
