@@ -559,6 +559,20 @@ async def run_demo(
     return orders
 
 
+def report(orders: list[DemoOrder], info: StackInfo, began: float) -> str | None:
+    """Print the summary; return the verdict (None: every order ended as expected)."""
+    console.print(summary_table(orders, console.width))
+    error = verdict(orders)
+    if error is None:
+        console.print(
+            f"all {len(orders)} orders reached their expected outcome "
+            f"({time.monotonic() - began:.0f} s in all)",
+            highlight=False,
+        )
+    console.print(f"Web UI: {info.web_ui_url}/namespaces/default/workflows", highlight=False)
+    return error
+
+
 def _process_failure(exc: ProcessFailed) -> str:
     """'<name> exited ...:' and the last line of its log, which usually says why."""
     head, _, tail = str(exc).partition("\n")
@@ -619,6 +633,7 @@ def demo(
     stack = LocalStack(settings)
     began = time.monotonic()
     error: str | None = None
+    summarized = False
     try:
         with console.status("starting the local stack..."):
             info = stack.start()
@@ -628,21 +643,16 @@ def demo(
             highlight=False,
         )
         results = asyncio.run(run_demo(stack, info, orders, timeout))
-        console.print(summary_table(results, console.width))
-        error = verdict(results)
-        if error is None:
-            console.print(
-                f"all {len(results)} orders reached their expected outcome "
-                f"({time.monotonic() - began:.0f} s in all)",
-                highlight=False,
-            )
-        console.print(f"Web UI: {info.web_ui_url}/namespaces/default/workflows", highlight=False)
+        error = report(results, info, began)
+        summarized = True
         if keep_running:
             console.print("the stack keeps running: press Ctrl-C to stop", highlight=False)
             stack.supervise()
     except KeyboardInterrupt:
-        console.print("interrupted: stopping the stack")
-        error = error or "interrupted"
+        # After the summary, Ctrl-C is how --keep-running ends: the verdict stands.
+        console.print("stopping the stack")
+        if not summarized:
+            error = "interrupted"
     except ProcessFailed as exc:
         error = f"{_process_failure(exc)} (logs in {stack.logs_dir})"
     except Exception as exc:
