@@ -84,16 +84,6 @@ class Expected:
     min_tx_hashes: int = 0
     needs_attention: bool = False
 
-    def describe(self) -> str:
-        text = self.outcome.value
-        if self.reject_reason is not None:
-            text += f" ({self.reject_reason.value})"
-        if self.min_tx_hashes > 1:
-            text += f" with ≥{self.min_tx_hashes} txs"
-        if self.needs_attention:
-            text += ", needs attention"
-        return text
-
     def problem(self, result: SellOrderResult) -> str | None:
         """Why `result` is not what was expected, or None."""
         if result.outcome is not self.outcome:
