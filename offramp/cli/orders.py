@@ -3,6 +3,7 @@ poll-now, replay. They connect like the worker does (TEMPORAL_ADDRESS, TEMPORAL_
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated
@@ -80,7 +81,9 @@ def start(
     async def go() -> None:
         client = await _client()
         handle = await start_sell_order(client, request, task_queue=task_queue)
-        console.print(f"workflow {handle.id} (run {handle.result_run_id or handle.run_id})")
+        # A closed workflow for this order comes back as a handle without a run id: look it up.
+        run_id = handle.result_run_id or handle.run_id or (await handle.describe()).run_id
+        console.print(f"workflow {handle.id} (run {run_id})", highlight=False)
         if wait:
             result = await handle.result()
             console.print_json(result.model_dump_json())
@@ -117,7 +120,7 @@ def status(
         if as_json:
             console.print_json(state.model_dump_json())
         else:
-            console.print(render_state(state))
+            console.print(render_state(state), markup=False, highlight=False, soft_wrap=True)
 
     run_async(go())
 
@@ -200,7 +203,7 @@ def poll_now(order_id: OrderIdArg) -> None:
             await handle.signal("poll_now")
         except RPCError as exc:
             raise CliError(f"order {order_id}: {exc.message}") from None
-        console.print(f"poll_now sent to {handle.id}")
+        console.print(f"poll_now sent to {handle.id}", highlight=False)
 
     run_async(go())
 
@@ -213,22 +216,31 @@ def replay(
     workflow_id: Annotated[str | None, typer.Option(help="replay a live workflow by id")] = None,
 ) -> None:
     """Replay a recorded or live history against the current code: is the change compatible?"""
-    from offramp.orders.replay import replay_history_file, replay_live
+    from offramp.orders.replay import HistoryError, replay_history_file, replay_live
 
     if (history_file is None) == (workflow_id is None):
         raise typer.BadParameter("give exactly one of --history-file or --workflow-id")
+    # A failing replay is reported once, below: not also as the SDK's logged traceback.
+    logging.getLogger("temporalio").addHandler(logging.NullHandler())
 
     async def go() -> None:
-        if history_file is not None:
-            error = await replay_history_file(history_file)
-            what = str(history_file)
-        else:
-            assert workflow_id is not None
-            error = await replay_live(await _client(), workflow_id)
-            what = workflow_id
+        try:
+            if history_file is not None:
+                what = str(history_file)
+                error = await replay_history_file(history_file)
+            else:
+                assert workflow_id is not None
+                what = workflow_id
+                client = await _client()
+                try:
+                    error = await replay_live(client, workflow_id)
+                except RPCError as exc:
+                    raise CliError(f"{workflow_id}: {exc.message}") from None
+        except HistoryError as exc:
+            raise CliError(f"{what}: cannot replay: {exc}") from None
         if error is not None:
             raise CliError(f"{what}: NOT compatible with the current code: {error}")
-        console.print(f"{what}: compatible with the current code")
+        console.print(f"{what}: compatible with the current code", highlight=False)
 
     run_async(go())
 

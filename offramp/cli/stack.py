@@ -12,9 +12,9 @@ from rich.table import Table
 
 from offramp.cli.app import app, console, fail
 from offramp.config import DEFAULT_TASK_QUEUE
-from offramp.devstack.chain import prepare_chain
-from offramp.devstack.processes import ProcessFailed
-from offramp.devstack.stack import READY_LINE, LocalStack, StackSettings
+
+# The devstack (web3, eth_account) is imported by the commands that use it: the order commands
+# start in half the time without it.
 
 
 def _stop_on_sigterm() -> None:
@@ -38,6 +38,9 @@ def dev(
 ) -> None:
     """Run the local stack (Temporal dev server + Web UI, anvil with the test token, Kado
     simulator, worker) until Ctrl-C or SIGTERM."""
+    from offramp.devstack.processes import ProcessFailed
+    from offramp.devstack.stack import READY_LINE, LocalStack, StackSettings
+
     _stop_on_sigterm()
     settings = StackSettings(
         data_dir=data_dir.resolve(),
@@ -79,8 +82,17 @@ def chain_setup(
 ) -> None:
     """Deploy the test token on a development chain, fund the hot wallet and write the chains
     file the worker reads (OFFRAMP_CHAINS_FILE). Idempotent. Development chains only."""
-    chain = prepare_chain(rpc_url)
-    chain.write_chains_file(chains_file, confirmations=confirmations)
+    from web3.exceptions import Web3Exception
+
+    from offramp.devstack.chain import prepare_chain, web3_for
+
+    if not web3_for(rpc_url).is_connected():
+        fail(f"cannot reach a JSON-RPC node at {rpc_url}")
+    try:
+        chain = prepare_chain(rpc_url)
+        chain.write_chains_file(chains_file, confirmations=confirmations)
+    except (RuntimeError, OSError, ValueError, Web3Exception) as exc:
+        fail(f"chain setup on {rpc_url} failed: {type(exc).__name__}: {exc}")
     console.print(f"token {chain.token_address} on chain {chain.chain_id}; wrote {chains_file}")
 
 

@@ -2,32 +2,92 @@
 
 from __future__ import annotations
 
+import re
+from functools import cache
 from pathlib import Path
 
+from google.protobuf.json_format import ParseError
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.client import WorkflowHistory as _History
+from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.worker import Replayer
 
 from offramp.converter import DATA_CONVERTER
 
 
+class HistoryError(Exception):
+    """The history cannot be replayed at all: unreadable or malformed."""
+
+
+@cache
+def _quiet_runtime() -> Runtime:
+    # The replayer's failure is reported once, by the caller: the core's own WARN log of the same
+    # failure (a multi-line dump on stderr) is left out.
+    return Runtime(
+        telemetry=TelemetryConfig(
+            logging=LoggingConfig(filter=TelemetryFilter(core_level="ERROR", other_level="ERROR"))
+        )
+    )
+
+
 def replayer() -> Replayer:
+    from eth_utils.crypto import keccak
+
     from worker import registry
 
-    return Replayer(workflows=list(registry.workflows()), data_converter=DATA_CONVERTER)
+    # eth_hash picks its keccak backend on first use by importing it, which the workflow sandbox
+    # forbids: a workflow decoding a checksummed address would fail with "Failed decoding
+    # arguments". The worker hashes at start (its signer); a replaying process must do it too.
+    keccak(b"")
+
+    return Replayer(
+        workflows=list(registry.workflows()),
+        data_converter=DATA_CONVERTER,
+        runtime=_quiet_runtime(),
+    )
 
 
 def load_history(path: Path) -> _History:
-    text = path.read_text()
-    workflow_id = path.stem
-    return _History.from_json(workflow_id, text)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise HistoryError(f"cannot read the file: {exc.strerror or exc}") from None
+    try:
+        return _History.from_json(path.stem, text)
+    except (ValueError, TypeError, KeyError, ParseError) as exc:
+        raise HistoryError(f"not a JSON workflow history: {exc}") from None
+
+
+def _check_shape(history: _History) -> None:
+    # The replayer waits forever on a history without a workflow task (and cannot be cancelled).
+    events = history.events
+    if not events or events[0].event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+        raise HistoryError("the history does not begin with WorkflowExecutionStarted")
+    if not any(e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED for e in events):
+        raise HistoryError("the history has no workflow task to replay")
+
+
+_FAILURE_MESSAGE = re.compile(r'message: "((?:[^"\\]|\\.)*)"')
+
+
+def _describe(failure: Exception) -> str:
+    # The core wraps the interesting part in a debug dump: `Failure { failure: Some(Failure {
+    # message: "[TMPRL1100] Nondeterminism error: ...", ... }) }`.
+    text = str(failure)
+    found = _FAILURE_MESSAGE.search(text)
+    return f"{type(failure).__name__}: {found.group(1) if found else text}"
 
 
 async def replay(history: _History) -> str | None:
-    """None when the history replays; otherwise the nondeterminism (or other) error."""
+    """None when the history replays; otherwise the nondeterminism (or other) error.
+
+    Raises HistoryError when the history cannot be replayed at all.
+    """
+    _check_shape(history)
     result = await replayer().replay_workflow(history, raise_on_replay_failure=False)
     if result.replay_failure is not None:
-        return f"{type(result.replay_failure).__name__}: {result.replay_failure}"
+        return _describe(result.replay_failure)
     return None
 
 
