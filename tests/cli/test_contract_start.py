@@ -36,6 +36,8 @@ async def temporal_workflow_start(
             task_queue,
             "--workflow-id",
             workflow_id,
+            "--id-reuse-policy",
+            "RejectDuplicate",
             "--input",
             input_json,
             "--address",
@@ -46,6 +48,12 @@ async def temporal_workflow_start(
         base_env(),
         CLI_TIMEOUT_SECONDS,
     )
+
+
+def run_id(started: CliResult) -> str:
+    """The run id `temporal workflow start` prints ("  RunId  <id>")."""
+    [line] = [line for line in started.out.splitlines() if line.split()[:1] == ["RunId"]]
+    return line.split()[1]
 
 
 async def test_hand_written_json_started_by_the_temporal_cli_settles(
@@ -71,6 +79,11 @@ async def test_hand_written_json_started_by_the_temporal_cli_settles(
         assert workflow_id in started.out
         handle = dev_env.client.get_workflow_handle(workflow_id, result_type=SellOrderResult)
         result = await handle.result()
+        # The same order started again once it ended: no new run (the CLI shows the existing
+        # one), so nothing can be paid twice.
+        again = await temporal_workflow_start(dev_env, task_queue, workflow_id, input_json)
+        assert again.code == 0, again.err
+        assert run_id(again) == run_id(started) == (await handle.describe()).run_id
 
     assert result.outcome is Stage.SETTLED, result.reason
     assert result.order_id == order_id
