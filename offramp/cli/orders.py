@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 from pydantic import ValidationError
-from rich.table import Table
+from rich.table import Column, Table
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
@@ -138,23 +138,36 @@ def list_orders(
     async def go() -> None:
         client = await _client()
         query = list_query(stage=stage, needs_attention=needs_attention, chain=chain, asset=asset)
-        table = Table("order", "stage", "status", "amount", "attention", "tx", "started")
-        count = 0
+        rows = []
         async for wf in client.list_workflows(query, limit=limit):
             attrs = wf.typed_search_attributes
-            table.add_row(
-                *(_cell(attrs.get(key)) for key in _LIST_COLUMNS),
-                wf.start_time.strftime("%Y-%m-%d %H:%M:%S"),
-            )
-            count += 1
+            cells = [_cell(attrs.get(key)) for key in _LIST_COLUMNS]
+            cells[-1] = _short_hash(cells[-1])  # in full: `offramp status`
+            rows.append([*cells, wf.start_time.strftime("%Y-%m-%d %H:%M:%S")])
+        # On a narrow terminal the order id stays whole (it is what the other commands take).
+        table = Table(
+            Column("order", no_wrap=True, min_width=max((len(r[0]) for r in rows), default=5)),
+            "stage",
+            "status",
+            "amount",
+            "attention",
+            "tx",
+            "started",
+        )
+        for row in rows:
+            table.add_row(*row)
         console.print(table)
-        console.print(f"{count} order(s) matching: {query}", highlight=False)
+        console.print(f"{len(rows)} order(s) matching: {query}", highlight=False)
 
     run_async(go())
 
 
 def _cell(value: object) -> str:
     return "" if value is None else str(value)
+
+
+def _short_hash(tx_hash: str) -> str:
+    return f"{tx_hash[:10]}…{tx_hash[-4:]}" if len(tx_hash) > 16 else tx_hash
 
 
 def _decide(update: str, order_id: str, operator: str, note: str) -> None:

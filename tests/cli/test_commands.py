@@ -157,12 +157,15 @@ async def test_start_twice_status_and_list_filters(
     await wait_listed(client, list_query(needs_attention=True), failing_id)
     settled, attention, other_chain = await asyncio.gather(
         cli("list", *settled_filter, "--limit", "1000"),
-        cli("list", "--needs-attention", "--limit", "1000"),
+        # An 80-column terminal: the order ids stay whole.
+        cli("list", "--needs-attention", "--limit", "1000", env={"COLUMNS": "80"}),
         cli("list", "--chain", "polygon", "--limit", "1000"),
     )
     for listed in (settled, attention, other_chain):
         assert listed.code == 0, listed.err
     assert order_id in settled.out and failing_id not in settled.out
+    assert result.confirmed_tx_hash is not None
+    assert f"{result.confirmed_tx_hash[:10]}…{result.confirmed_tx_hash[-4:]}" in settled.out
     assert "Stage = 'SETTLED' AND Chain = 'anvil' AND Asset = 'USDC'" in settled.out
     assert failing_id in attention.out and order_id not in attention.out
     assert order_id not in other_chain.out and failing_id not in other_chain.out
