@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, Final, TypeVar
 
+from pydantic import ValidationError
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -97,7 +98,10 @@ class _Interrupted(Exception):
     """A wait ended early: cancel requested or poll_now signalled."""
 
 
-@workflow.defn(name=WORKFLOW_TYPE)
+# An input that does not decode (a backend in another language sent bad JSON) fails the workflow
+# with pydantic's message naming the field, instead of failing the workflow task for ever.
+# Workflow code itself builds models only from already-validated data.
+@workflow.defn(name=WORKFLOW_TYPE, failure_exception_types=[ValidationError])
 class SellOrderWorkflow:
     @workflow.init
     def __init__(self, input: SellOrderInput) -> None:

@@ -105,12 +105,6 @@ async def closed_or_task_failed(handle: WorkflowHandle[Any, Any]) -> WorkflowExe
             await asyncio.sleep(0.2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an input that does not decode fails the workflow task (retried for ever, the "
-    "workflow stays RUNNING) instead of failing the workflow with the reason; the fix belongs "
-    "in workflows/sell_order.py: validate the input inside the workflow",
-)
 @pytest.mark.parametrize(
     ("input_json", "named"),
     [
