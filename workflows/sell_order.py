@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any, Final, TypeVar
 
 from pydantic import ValidationError
@@ -98,22 +99,32 @@ class _Interrupted(Exception):
     """A wait ended early: cancel requested or poll_now signalled."""
 
 
-# An input that does not decode (a backend in another language sent bad JSON) fails the workflow
-# with pydantic's message naming the field, instead of failing the workflow task for ever.
-# Workflow code itself builds models only from already-validated data.
-@workflow.defn(name=WORKFLOW_TYPE, failure_exception_types=[ValidationError])
+@workflow.defn(name=WORKFLOW_TYPE)
 class SellOrderWorkflow:
+    # The input arrives as plain JSON (`SellOrderInput` is its schema) and is validated here: bad
+    # JSON from a backend in another language then fails the workflow naming the field, where a
+    # typed argument would fail the workflow *task* over and over. Nothing else is decoded that
+    # leniently: a result that does not decode after a payment must retry, never end the order.
     @workflow.init
-    def __init__(self, input: SellOrderInput) -> None:
-        self._input = input
+    def __init__(self, input: Any) -> None:
+        self._input_error: str | None = None
+        try:
+            self._input = SellOrderInput.model_validate(input)
+        except ValidationError as err:
+            self._input_error = _validation_summary(err)
+            raw_id = input.get("order_id") if isinstance(input, dict) else None
+            # A stand-in for the state query; run() fails before using anything else of it.
+            self._input = SellOrderInput.model_construct(
+                order_id=str(raw_id or "?"), max_amount=Decimal(0), ready_timeout=timedelta(0)
+            )
         self._started_at = workflow.now()
-        self._state = SellOrderState(order_id=input.order_id, stage=Stage.RECEIVED)
+        self._state = SellOrderState(order_id=self._input.order_id, stage=Stage.RECEIVED)
         self._state.timeline.append(TimelineEntry(at=self._started_at, stage=Stage.RECEIVED))
         self._decision: tuple[bool, Decision] | None = None
         self._cancel: Decision | None = None
         self._poll_now = False
         self._poll_started_at = self._started_at
-        self._ready_deadline = self._started_at + input.ready_timeout
+        self._ready_deadline = self._started_at + self._input.ready_timeout
         self._reject_reason: RejectReason | None = None
 
     # ---- operator surface ---------------------------------------------------------------------
@@ -195,7 +206,13 @@ class SellOrderWorkflow:
     # ---- the lifecycle ------------------------------------------------------------------------
 
     @workflow.run
-    async def run(self, input: SellOrderInput) -> SellOrderResult:
+    async def run(self, input: Any) -> SellOrderResult:
+        if self._input_error is not None:
+            raise ApplicationError(
+                f"invalid input: {self._input_error}",
+                type="InvalidSellOrderInput",
+                non_retryable=True,
+            )
         order = await self._fetch_order()
         if order is None:
             return self._finish()
@@ -203,7 +220,7 @@ class SellOrderWorkflow:
         # (Patched: runs recorded before this change rejected it in the check activity.)
         if (
             workflow.patched(PATCH_IDENTITY_FIRST)
-            and (identity := identity_rejection(order, input)) is not None
+            and (identity := identity_rejection(order, self._input)) is not None
         ):
             self._reject(identity.reason, identity.detail)
             return self._finish()
@@ -609,6 +626,14 @@ class SellOrderWorkflow:
 
 
 # ---- helpers (pure) ---------------------------------------------------------------------------
+
+
+def _validation_summary(err: ValidationError) -> str:
+    parts = []
+    for item in err.errors(include_url=False, include_input=False):
+        field = ".".join(str(p) for p in item["loc"]) or "input"
+        parts.append(f"{field}: {item['msg'].removeprefix('Value error, ')}")
+    return "; ".join(parts)
 
 
 def _poll_retry() -> RetryPolicy:

@@ -4,11 +4,12 @@ sandbox re-imports it, so it imports no I/O library."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from offramp.orders.models import WORKFLOW_TYPE, SellOrderInput, SellOrderResult
+    from offramp.orders.models import WORKFLOW_TYPE, SellOrderResult
     from workflows.sell_order import SellOrderWorkflow
 
 
@@ -17,7 +18,7 @@ class IncompatibleSellOrder(SellOrderWorkflow):
     """Reorders commands: a timer before the first fetch."""
 
     @workflow.run
-    async def run(self, input: SellOrderInput) -> SellOrderResult:
+    async def run(self, input: Any) -> SellOrderResult:
         await workflow.sleep(timedelta(seconds=1))
         return await super().run(input)
 
@@ -27,7 +28,7 @@ class PatchedSellOrder(SellOrderWorkflow):
     """The same change behind a patch: histories recorded before it take the old path."""
 
     @workflow.run
-    async def run(self, input: SellOrderInput) -> SellOrderResult:
+    async def run(self, input: Any) -> SellOrderResult:
         if workflow.patched("sleep-before-fetch"):
             await workflow.sleep(timedelta(seconds=1))
         return await super().run(input)
