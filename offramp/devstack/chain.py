@@ -150,6 +150,7 @@ class LocalChain:
         return local_chain_config(
             self.rpc_url,
             self.token_address,
+            chain_id=self.chain_id,
             confirmations=confirmations,
             bump_after_seconds=bump_after_seconds,
         )
@@ -178,6 +179,7 @@ def local_chain_config(
     rpc_url: str,
     token_address: str,
     *,
+    chain_id: int = LOCAL_CHAIN_ID,
     confirmations: int = 1,
     bump_after_seconds: float | None = None,
 ) -> ChainConfig:
@@ -185,7 +187,7 @@ def local_chain_config(
     if bump_after_seconds is not None:
         sending["bump_after_seconds"] = bump_after_seconds
     return ChainConfig(
-        chain_id=LOCAL_CHAIN_ID,
+        chain_id=chain_id,
         rpc_url=rpc_url,
         confirmations=confirmations,
         hot_wallet=HOT_WALLET,

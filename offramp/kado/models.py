@@ -21,6 +21,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Final
 
 from eth_utils.address import is_address, is_checksum_address, to_checksum_address
+from eth_utils.crypto import keccak
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -31,6 +32,11 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+# eth_hash imports its keccak backend on first use, and the workflow sandbox refuses that import:
+# a workflow checking an EIP-55 address would fail. Load it here, when workflows import this
+# module (outside the sandbox), so every process that runs or replays workflows has it.
+keccak(b"")
 
 # Activity names: a workflow may call them by name without importing the activity module.
 FETCH_ORDER_ACTIVITY: Final = "kado_fetch_order"

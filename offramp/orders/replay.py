@@ -32,14 +32,7 @@ def _quiet_runtime() -> Runtime:
 
 
 def replayer() -> Replayer:
-    from eth_utils.crypto import keccak
-
     from worker import registry
-
-    # eth_hash picks its keccak backend on first use by importing it, which the workflow sandbox
-    # forbids: a workflow decoding a checksummed address would fail with "Failed decoding
-    # arguments". The worker hashes at start (its signer); a replaying process must do it too.
-    keccak(b"")
 
     return Replayer(
         workflows=list(registry.workflows()),

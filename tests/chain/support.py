@@ -64,7 +64,7 @@ class PayChain:
         return self.local.token_address
 
     def config(self, **overrides: Any) -> ChainConfig:
-        base = self.local.config().model_copy(update={"chain_id": self.chain_id})
+        base = self.local.config()  # the node's own chain id
         settings: dict[str, Any] = {
             "poll_interval_seconds": 0.1,
             "rpc_timeout_seconds": 10.0,
