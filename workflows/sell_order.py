@@ -67,9 +67,6 @@ with workflow.unsafe.imports_passed_through():
 T = TypeVar("T")
 
 PAYMENT_WORKFLOW: Final = "Payment"  # workflows/payment.py
-# Provider `unknown` for longer than this: flag for a person (Kado: "reach out to support if
-# funds don't arrive within 10 minutes"), and keep following.
-UNKNOWN_ALERT_AFTER: Final = timedelta(minutes=10)
 # Workflow patches (workflow.patched): ids of changes made while runs may be open.
 PATCH_IDENTITY_FIRST: Final = "identity-check-before-waiting"
 # poll_now within this long of starting a fresh poll is ignored: a storm of webhooks must not
@@ -404,7 +401,7 @@ class SellOrderWorkflow:
         unknown_since: datetime | None = None
         while True:
             alert_at = (
-                unknown_since + UNKNOWN_ALERT_AFTER
+                unknown_since + self._input.unknown_alert_after
                 if unknown_since is not None and not self._state.needs_attention
                 else None
             )
@@ -421,7 +418,7 @@ class SellOrderWorkflow:
                     ),
                     alert_at=alert_at,
                     on_alert=lambda: self._attention(
-                        f"provider status unknown for over {UNKNOWN_ALERT_AFTER}"
+                        f"provider status unknown for over {self._input.unknown_alert_after}"
                     ),
                     cancellable=False,
                 )

@@ -95,6 +95,9 @@ class SellOrderInput(BaseModel):
     # From payment to settlement; past it the order ends UNRESOLVED (the transfer's fate is
     # known by then; the provider's is not).
     settlement_timeout: timedelta = Field(default=timedelta(days=3), gt=timedelta(0))
+    # Provider status `unknown` for longer than this flags the order (Kado: "reach out to support
+    # if funds don't arrive within 10 minutes"); it keeps following.
+    unknown_alert_after: timedelta = Field(default=timedelta(minutes=10), gt=timedelta(0))
     # How eagerly to poll the provider: the first retry after this, growing to the maximum.
     poll_initial_interval: timedelta = Field(default=timedelta(seconds=5), gt=timedelta(0))
     poll_max_interval: timedelta = Field(default=timedelta(minutes=1), gt=timedelta(0))
