@@ -208,7 +208,7 @@ def cancel(order_id: OrderIdArg, operator: OperatorOpt, note: NoteOpt = "") -> N
 
 @app.command("poll-now")
 def poll_now(order_id: OrderIdArg) -> None:
-    """Make an order poll the provider now (what the webhook receiver sends)."""
+    """Make an order poll the provider now (what a webhook receiver would send)."""
 
     async def go() -> None:
         handle = (await _client()).get_workflow_handle(workflow_id_for(order_id))
