@@ -27,6 +27,7 @@ from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCErro
 
 from offramp.chain import fees
 from offramp.chain.addresses import InvalidAddress, checksum, validate_recipient
+from offramp.chain.amounts import exact_base_units
 from offramp.chain.broadcast_errors import classify_broadcast_error
 from offramp.chain.models import (
     AwaitInput,
@@ -113,10 +114,10 @@ def to_base_units(amount: Decimal, decimals: int) -> int | str:
             return "the amount is not a finite number"
         if amount <= 0:
             return f"the amount {amount} is not positive"
-        scaled = amount.scaleb(decimals)
-        if scaled != scaled.to_integral_value():
+        base = exact_base_units(amount, decimals)
+        if base is None:
             return f"the amount {amount} has more than {decimals} fractional digits"
-        return int(scaled)
+        return base
     except InvalidOperation:
         return "the amount is not a valid decimal"
 

@@ -7,8 +7,9 @@ Balance and gas estimation need the chain and run in the payment preflight.
 from __future__ import annotations
 
 from collections.abc import Mapping, Set
-from decimal import Decimal, localcontext
+from decimal import Decimal
 
+from offramp.chain.amounts import exact_base_units
 from offramp.config import AssetConfig, ChainConfig
 from offramp.kado.models import ZERO_ADDRESS, KadoOrder, OrderType
 from offramp.orders.models import (
@@ -21,13 +22,8 @@ from offramp.orders.models import (
 
 
 def to_base_units(amount: Decimal, decimals: int) -> int | None:
-    """Exact integer base units, or None if `amount` has more fractional digits than `decimals`.
-    High precision: the default context (28 digits) would round 18-decimal amounts silently."""
-    with localcontext(prec=100):
-        scaled = amount.scaleb(decimals)
-        if scaled != scaled.to_integral_value():
-            return None
-        return int(scaled)
+    """Exact integer base units, or None if `amount` has more fractional digits than `decimals`."""
+    return exact_base_units(amount, decimals)
 
 
 def _reject(reason: RejectReason, detail: str) -> CheckResult:
@@ -41,6 +37,11 @@ def _same_address(a: str, b: str) -> bool:
 def identity_rejection(order: KadoOrder, request: SellOrderInput) -> Rejection | None:
     """Is this a SELL order of the requester? Needs no configuration and no readiness, so the
     workflow asks it first and never waits for an order that can never be paid."""
+    if order.id != request.order_id:
+        return Rejection(
+            reason=RejectReason.ORDER_MALFORMED,
+            detail=f"the provider answered with order {order.id!r}, not {request.order_id!r}",
+        )
     if order.order_type is not OrderType.SELL:
         shown = order.order_type.value if order.order_type else "missing"
         return Rejection(
