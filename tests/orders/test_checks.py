@@ -145,7 +145,8 @@ def test_each_failed_check_has_its_reason(overrides: dict[str, Any], reason: Rej
 
 def test_amount_is_exact_from_json_text() -> None:
     data = loads_exact(
-        '{"id": "6408fd3e24c501549aaac9fd", "orderType": "sell", "blockchain": "anvil", "asset": "USDC", '
+        '{"id": "6408fd3e24c501549aaac9fd", "orderType": "sell", '
+        '"blockchain": "anvil", "asset": "USDC", '
         '"userRef": "user-42", "walletAddress": "' + USER_WALLET + '", '
         '"depositAddress": "' + DEPOSIT + '", "payAmount": {"amount": 0.1, "unit": "USDC"}, '
         '"cryptoCurrency": {"symbol": "USDC", "address": "' + TOKEN + '", "decimals": 6}, '
