@@ -27,9 +27,7 @@ def workflows() -> Sequence[type]:
 
 def activities(resources: WorkerResources) -> Sequence[Callable[..., Any]]:
     """Activity callables, bound to the worker's shared resources (HTTP clients, chains, signer)."""
-    registered: list[Callable[..., Any]] = [
-        OrderActivities(resources.settings.chains).check_sell_order
-    ]
+    registered: list[Callable[..., Any]] = OrderActivities(resources.settings.chains).all()
     if resources.chains is not None:
         registered += ChainActivities(resources.chains).all()
     if resources.kado is not None:

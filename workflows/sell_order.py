@@ -21,8 +21,13 @@ from typing import Any, Final, TypeVar
 
 from pydantic import ValidationError
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    ChildWorkflowError,
+    WorkflowAlreadyStartedError,
+)
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 from temporalio.workflow import ParentClosePolicy
 
@@ -47,12 +52,15 @@ with workflow.unsafe.imports_passed_through():
     from offramp.orders.checks import identity_rejection
     from offramp.orders.models import (
         CHECK_SELL_ORDER_ACTIVITY,
+        PAYMENT_CLOSED_WITHOUT_OUTCOME,
+        PAYMENT_OUTCOME_ACTIVITY,
         PAYMENT_STAGES,
         WORKFLOW_TYPE,
         CheckResult,
         CheckSellOrderInput,
         Decision,
         OrderFacts,
+        PaymentOutcomeQuery,
         PaymentPlan,
         Rejection,
         RejectReason,
@@ -69,6 +77,8 @@ T = TypeVar("T")
 PAYMENT_WORKFLOW: Final = "Payment"  # workflows/payment.py
 # Workflow patches (workflow.patched): ids of changes made while runs may be open.
 PATCH_IDENTITY_FIRST: Final = "identity-check-before-waiting"
+PATCH_RECHECK_AFTER_APPROVAL: Final = "recheck-after-approval"
+PATCH_FIND_EARLIER_PAYMENT: Final = "find-earlier-payment"
 # poll_now within this long of starting a fresh poll is ignored: a storm of webhooks must not
 # keep cancelling polls before they can answer.
 POLL_NOW_MIN_GAP: Final = timedelta(seconds=2)
@@ -123,6 +133,7 @@ class SellOrderWorkflow:
         self._poll_started_at = self._started_at
         self._ready_deadline = self._started_at + self._input.ready_timeout
         self._reject_reason: RejectReason | None = None
+        self._earlier_payment: PaymentOutcome | None = None
 
     # ---- operator surface ---------------------------------------------------------------------
 
@@ -230,20 +241,71 @@ class SellOrderWorkflow:
 
         plan = await self._check(order)
         if plan is None:
+            if self._earlier_payment is not None:
+                self._note("following the payment an earlier run of this order made")
+                await self._shielded(self._conclude_and_track(self._earlier_payment, order))
             return self._finish()
 
-        if plan.needs_review and not await self._await_approval(plan):
-            return self._finish()
+        if plan.needs_review:
+            if not await self._await_approval(plan):
+                return self._finish()
+            # The wait may have been long: the order must still be payable, and the same.
+            if workflow.patched(PATCH_RECHECK_AFTER_APPROVAL):
+                rechecked = await self._recheck(plan)
+                if rechecked is None:
+                    return self._finish()
+                order, plan = rechecked
 
         if self._cancel is not None:
             return self._cancelled()
 
-        outcome = await self._pay(plan)
-        if outcome is None:
-            return self._finish()
-
-        await self._track(order)
+        # From here on a transaction may exist: nothing, not even a cancellation of the workflow
+        # itself, may end the order before the transaction's fate is known.
+        await self._shielded(self._pay_and_track(plan, order))
         return self._finish()
+
+    async def _shielded(self, work: Awaitable[None]) -> None:
+        """Run `work` to its end even if the workflow itself is cancelled."""
+        task = asyncio.ensure_future(work)
+        while True:
+            try:
+                await asyncio.shield(task)
+                return
+            except asyncio.CancelledError:
+                if task.cancelled():
+                    raise
+                self._attention("cancel requested while a transaction may exist: ignored")
+
+    async def _pay_and_track(self, plan: PaymentPlan, order: KadoOrder) -> None:
+        outcome = await self._pay(plan)
+        if outcome is not None:
+            await self._conclude_and_track(outcome, order)
+
+    async def _conclude_and_track(self, outcome: PaymentOutcome, order: KadoOrder) -> None:
+        if self._conclude_payment(outcome):
+            await self._track(order)
+
+    async def _recheck(self, approved: PaymentPlan) -> tuple[KadoOrder, PaymentPlan] | None:
+        order = await self._fetch_order()
+        if order is None:
+            return None
+        plan = await self._check(order)
+        if plan is None:
+            return None
+        same = (plan.chain, plan.asset, plan.amount, plan.deposit_address) == (
+            approved.chain,
+            approved.asset,
+            approved.amount,
+            approved.deposit_address,
+        )
+        if not same:
+            self._reject(
+                RejectReason.ORDER_CHANGED,
+                f"the order changed after approval: now {plan.amount} {plan.asset} to "
+                f"{plan.deposit_address}",
+            )
+            return None
+        return order, plan
 
     async def _fetch_order(self) -> KadoOrder | None:
         for attempt in range(1, MALFORMED_FETCH_ATTEMPTS + 1):
@@ -310,6 +372,16 @@ class SellOrderWorkflow:
             summary="check the order against the request and configuration",
         )
         if result.rejection is not None:
+            # Past "ready" at the provider: maybe because we paid already (this workflow was
+            # reset after its payment). Follow that payment rather than report a rejection.
+            if result.rejection.reason in _MAY_HAVE_BEEN_PAID and workflow.patched(
+                PATCH_FIND_EARLIER_PAYMENT
+            ):
+                self._earlier_payment = await self._existing_payment(
+                    payment_workflow_id(f"kado-{order.id}"), missing_ok=True
+                )
+                if self._earlier_payment is not None:
+                    return None
             self._reject(result.rejection.reason, result.rejection.detail)
             return None
         if result.plan is None:
@@ -362,27 +434,22 @@ class SellOrderWorkflow:
     async def _pay(self, plan: PaymentPlan) -> PaymentOutcome | None:
         # FUNDING is set before the child is started, so a cancel arriving from here on is refused.
         self._set_stage(Stage.FUNDING, "reserving a nonce and sending")
-        outcome: PaymentOutcome = await workflow.execute_child_workflow(
-            PAYMENT_WORKFLOW,
-            PaymentRequest(
-                payment_id=f"kado-{plan.order_id}",
-                chain=plan.chain,
-                asset=plan.asset,
-                recipient=plan.deposit_address,
-                amount=plan.amount,
-                expected_token_address=plan.token_address,
-                progress_signal="payment_progress",
-            ),
-            id=payment_workflow_id(f"kado-{plan.order_id}"),
-            result_type=PaymentOutcome,
-            parent_close_policy=ParentClosePolicy.ABANDON,
-            retry_policy=_PAYMENT_RETRY,
-            static_summary=f"pay {plan.amount} {plan.asset} for Kado order {plan.order_id}",
-        )
+        payment_id = payment_workflow_id(f"kado-{plan.order_id}")
+        try:
+            outcome = await self._start_payment(plan, payment_id)
+        except WorkflowAlreadyStartedError:
+            # A payment for this order exists already (e.g. this workflow was reset): follow it,
+            # never start another.
+            self._note(f"following the existing payment {payment_id}")
+            outcome = await self._existing_payment(payment_id)
+        return outcome
+
+    def _conclude_payment(self, outcome: PaymentOutcome) -> bool:
+        """Record the payment's outcome; True when it confirmed (the order is then followed)."""
         self._record_payment(outcome)
         if outcome.status is PaymentStatus.CONFIRMED:
             self._set_stage(Stage.TRACKING, f"confirmed in block {outcome.block_number}")
-            return outcome
+            return True
         if outcome.status is PaymentStatus.REJECTED:
             self._reject(_payment_rejection(outcome.rejection_code), outcome.reason or "")
         elif outcome.status is PaymentStatus.CANCELLED:
@@ -393,7 +460,65 @@ class SellOrderWorkflow:
         else:
             self._attention(f"payment ended {outcome.status.value}: {outcome.reason}")
             self._set_stage(Stage.UNRESOLVED, outcome.reason or outcome.status.value)
-        return None
+        return False
+
+    async def _start_payment(self, plan: PaymentPlan, payment_id: str) -> PaymentOutcome | None:
+        try:
+            outcome: PaymentOutcome = await workflow.execute_child_workflow(
+                PAYMENT_WORKFLOW,
+                PaymentRequest(
+                    payment_id=f"kado-{plan.order_id}",
+                    chain=plan.chain,
+                    asset=plan.asset,
+                    recipient=plan.deposit_address,
+                    amount=plan.amount,
+                    expected_token_address=plan.token_address,
+                    progress_signal="payment_progress",
+                ),
+                id=payment_id,
+                result_type=PaymentOutcome,
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                # Never a second payment workflow for an order, even after this one closed.
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                retry_policy=_PAYMENT_RETRY,
+                static_summary=f"pay {plan.amount} {plan.asset} for Kado order {plan.order_id}",
+            )
+        except ChildWorkflowError as err:
+            await self._hold_for_a_person(payment_id, str(err.cause or err))
+            return None
+        return outcome
+
+    async def _existing_payment(
+        self, payment_id: str, *, missing_ok: bool = False
+    ) -> PaymentOutcome | None:
+        """The outcome of a payment workflow this run did not start (waits until it closes);
+        None if `missing_ok` and there is none."""
+        try:
+            outcome: PaymentOutcome | None = await workflow.execute_activity(
+                PAYMENT_OUTCOME_ACTIVITY,
+                PaymentOutcomeQuery(workflow_id=payment_id, missing_ok=missing_ok),
+                result_type=PaymentOutcome | None,  # type: ignore[arg-type]
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=RetryPolicy(
+                    maximum_interval=timedelta(minutes=1),
+                    maximum_attempts=0,
+                    non_retryable_error_types=[PAYMENT_CLOSED_WITHOUT_OUTCOME],
+                ),
+                summary=f"wait for the outcome of {payment_id}",
+            )
+        except ActivityError as err:
+            await self._hold_for_a_person(payment_id, _failure_kind(err)[1])
+            return None
+        return outcome
+
+    async def _hold_for_a_person(self, payment_id: str, why: str) -> None:
+        """The payment workflow ended without an outcome (terminated or failed): a transaction
+        may exist and only a person can tell. Flag it and never end the order on our own."""
+        self._attention(
+            f"payment {payment_id} ended without an outcome ({why}); find its transaction "
+            "(hot wallet nonce, tx hashes in the state query) and settle the order by hand"
+        )
+        await workflow.wait_condition(lambda: False)
 
     async def _track(self, order: KadoOrder) -> None:
         deadline = workflow.now() + self._input.settlement_timeout
@@ -631,6 +756,12 @@ def _validation_summary(err: ValidationError) -> str:
         field = ".".join(str(p) for p in item["loc"]) or "input"
         parts.append(f"{field}: {item['msg'].removeprefix('Value error, ')}")
     return "; ".join(parts)
+
+
+# Rejections that mean the provider moved past "ready for the deposit": possibly our own payment.
+_MAY_HAVE_BEEN_PAID = frozenset(
+    {RejectReason.ORDER_NOT_READY, RejectReason.ORDER_FAILED, RejectReason.ORDER_EXPIRED}
+)
 
 
 def _poll_retry() -> RetryPolicy:

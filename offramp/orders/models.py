@@ -26,6 +26,9 @@ from offramp.kado.models import KadoOrder, validate_address
 
 WORKFLOW_TYPE: Final = "SellOrderWorkflow"
 CHECK_SELL_ORDER_ACTIVITY: Final = "check_sell_order"
+PAYMENT_OUTCOME_ACTIVITY: Final = "payment_outcome"
+# Error type of PAYMENT_OUTCOME_ACTIVITY: the payment workflow closed without a result.
+PAYMENT_CLOSED_WITHOUT_OUTCOME: Final = "PaymentClosedWithoutOutcome"
 WORKFLOW_ID_PREFIX: Final = "kado-sell-"
 ORDER_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 _ORDER_ID_RE: Final = re.compile(ORDER_ID_PATTERN)
@@ -178,6 +181,7 @@ class RejectReason(StrEnum):
     PAYMENT_REJECTED = "payment_rejected"
     NOT_APPROVED = "not_approved"
     APPROVAL_TIMED_OUT = "approval_timed_out"
+    ORDER_CHANGED = "order_changed_after_approval"
 
 
 class Rejection(BaseModel):
@@ -207,6 +211,11 @@ class PaymentPlan(BaseModel):
     deposit_address: str
     hot_wallet: str
     needs_review: bool
+
+
+class PaymentOutcomeQuery(BaseModel):
+    workflow_id: str
+    missing_ok: bool = False
 
 
 class CheckSellOrderInput(BaseModel):
