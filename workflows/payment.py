@@ -429,6 +429,17 @@ class PaymentWorkflow:
         self.state.tx_may_exist = True
         self.state.nonce = reserved.nonce
         resumed = [a for a in accepted.resume_attempts if a.fields.nonce == reserved.nonce]
+        if accepted.resume_attempts and not resumed:
+            # Earlier runs signed at another nonce (the entity lost the reservation): signing
+            # here could pay twice. Never sign; flag it and wait for a person.
+            self.state.attempts = list(accepted.resume_attempts)
+            self.state.needs_attention = True
+            self.state.attention_reason = (
+                f"earlier attempts used nonce {accepted.resume_attempts[0].fields.nonce} but the "
+                f"hot wallet now gave {reserved.nonce}: not signing; a person must check"
+            )
+            await self._progress()
+            await workflow.wait_condition(lambda: False)
         if resumed:
             self.state.attempts = resumed
         await self._progress()
@@ -447,16 +458,19 @@ class PaymentWorkflow:
             AwaitKind.TRANSFER_MISMATCH: PaymentStatus.TRANSFER_MISMATCH,
             AwaitKind.NONCE_CONFLICT: PaymentStatus.NONCE_CONFLICT,
         }[result.kind]
-        await workflow.get_external_workflow_handle(accepted.hot_wallet_workflow_id).signal(
-            "nonce_settled",
-            NonceSettledSignal(
-                payment_id=request.payment_id,
-                nonce=reserved.nonce,
-                status=_settled_status(result.kind),
-                tx_hash=result.tx_hash,
-                note=result.detail,
-            ),
-        )
+        try:
+            await workflow.get_external_workflow_handle(accepted.hot_wallet_workflow_id).signal(
+                "nonce_settled",
+                NonceSettledSignal(
+                    payment_id=request.payment_id,
+                    nonce=reserved.nonce,
+                    status=_settled_status(result.kind),
+                    tx_hash=result.tx_hash,
+                    note=result.detail,
+                ),
+            )
+        except Exception as exc:  # the outcome is known; the entity only learns it (reconciles)
+            self.state.events.append(f"could not tell the hot wallet (nonce_settled): {exc}")
         fee = (
             result.gas_used * result.effective_gas_price
             if result.gas_used is not None and result.effective_gas_price is not None
