@@ -162,16 +162,28 @@ class ChainActivities:
             return _reject(
                 RejectionCode.CHAIN_NOT_CONFIGURED, f"chain {request.chain!r} is not configured"
             )
+        # Earlier runs of this payment (a retried child) may have signed: then no refusal may
+        # end it, since a transaction may exist. A refusal becomes a retryable error instead.
+        previous = await self._previous_attempts(config, request.payment_id)
+
+        def refuse(code: RejectionCode, reason: str) -> PreflightResult:
+            if previous:
+                raise ApplicationError(
+                    f"{reason}; earlier attempts of this payment exist, so it is not refused",
+                    type="RefusedAfterAttempts",
+                )
+            return _reject(code, reason)
+
         try:
             served = await self.runtime.served(request.chain)
         except ChainUnavailable as exc:
             raise ApplicationError(str(exc), type="ChainUnavailable") from None
         if isinstance(served, str):
-            return _reject(RejectionCode.CHAIN_NOT_SERVED, served)
+            return refuse(RejectionCode.CHAIN_NOT_SERVED, served)
         client = served
         asset = _find_asset(config, request.asset)
         if asset is None:
-            return _reject(
+            return refuse(
                 RejectionCode.ASSET_NOT_ALLOWED,
                 f"asset {request.asset!r} is not allow-listed on chain {request.chain!r}",
             )
@@ -179,18 +191,18 @@ class ChainActivities:
             try:
                 expected = checksum(request.expected_token_address)
             except InvalidAddress as exc:
-                return _reject(RejectionCode.TOKEN_MISMATCH, f"token address: {exc}")
+                return refuse(RejectionCode.TOKEN_MISMATCH, f"token address: {exc}")
             if asset.address is None or expected != asset.address:
-                return _reject(
+                return refuse(
                     RejectionCode.TOKEN_MISMATCH,
                     f"token address {expected} is not the configured {asset.symbol} contract "
                     f"{asset.address or '(native coin)'}",
                 )
         base = to_base_units(request.amount, asset.decimals)
         if isinstance(base, str):
-            return _reject(RejectionCode.INVALID_AMOUNT, base)
+            return refuse(RejectionCode.INVALID_AMOUNT, base)
         if request.amount > asset.per_order_cap:
-            return _reject(
+            return refuse(
                 RejectionCode.AMOUNT_OVER_CAP,
                 f"{request.amount} {asset.symbol} exceeds the per-order cap {asset.per_order_cap}",
             )
@@ -199,7 +211,7 @@ class ChainActivities:
                 request.recipient, self.all_hot_wallets(), request.forbidden_recipients
             )
         except InvalidAddress as exc:
-            return _reject(RejectionCode.INVALID_RECIPIENT, f"recipient: {exc}")
+            return refuse(RejectionCode.INVALID_RECIPIENT, f"recipient: {exc}")
 
         w3 = client.w3
         hot = config.hot_wallet
@@ -207,7 +219,6 @@ class ChainActivities:
             to, value, data = recipient, base, "0x"
         else:
             to, value, data = asset.address, 0, encode_transfer(recipient, base)
-        previous = await self._previous_attempts(config, request.payment_id)
         if previous:
             # A previous run of this payment (a retried child) signed these; it may have paid
             # already, so the balances prove nothing now: follow its transactions instead.
