@@ -13,7 +13,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
-from eth_utils.address import is_address, is_checksum_address, to_checksum_address
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -25,6 +24,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from offramp.chain.addresses import checksum
+
 ENV_PREFIX = "OFFRAMP_"
 DEFAULT_TASK_QUEUE = "offramp-sell-orders"
 
@@ -33,17 +34,8 @@ class ConfigError(Exception):
     """A setting is missing or invalid. The message names the environment variable."""
 
 
-def _checksummed(value: str) -> str:
-    # eth_utils' is_address does not verify a mixed-case checksum: check it ourselves.
-    if not is_address(value):
-        raise ValueError(f"{value!r} is not a 20-byte hex address")
-    body = value[2:] if value.startswith(("0x", "0X")) else value
-    if body != body.lower() and body != body.upper() and not is_checksum_address(value):
-        raise ValueError(f"{value!r} has an invalid EIP-55 checksum")
-    return to_checksum_address(value)
-
-
-Address = Annotated[str, AfterValidator(_checksummed)]
+# Strict 0x + 40 hex digits, EIP-55 verified when mixed case (the one address check we have).
+Address = Annotated[str, AfterValidator(checksum)]
 
 
 class AssetConfig(BaseModel):

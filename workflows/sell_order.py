@@ -71,6 +71,7 @@ with workflow.unsafe.imports_passed_through():
         TimelineEntry,
         TxAttemptView,
     )
+    from offramp.validation import describe as describe_validation_error
 
 T = TypeVar("T")
 
@@ -118,7 +119,7 @@ class SellOrderWorkflow:
         try:
             self._input = SellOrderInput.model_validate(input)
         except ValidationError as err:
-            self._input_error = _validation_summary(err)
+            self._input_error = describe_validation_error(err)
             raw_id = input.get("order_id") if isinstance(input, dict) else None
             # A stand-in for the state query; run() fails before using anything else of it.
             self._input = SellOrderInput.model_construct(
@@ -748,14 +749,6 @@ class SellOrderWorkflow:
 
 
 # ---- helpers (pure) ---------------------------------------------------------------------------
-
-
-def _validation_summary(err: ValidationError) -> str:
-    parts = []
-    for item in err.errors(include_url=False, include_input=False):
-        field = ".".join(str(p) for p in item["loc"]) or "input"
-        parts.append(f"{field}: {item['msg'].removeprefix('Value error, ')}")
-    return "; ".join(parts)
 
 
 # Rejections that mean the provider moved past "ready for the deposit": possibly our own payment.

@@ -26,6 +26,7 @@ from offramp.orders.models import (
 from offramp.orders.render import list_query, render_state
 from offramp.orders.starter import start_sell_order
 from offramp.temporal_client import connect
+from offramp.validation import describe
 
 OrderIdArg = Annotated[str, typer.Argument(help="the provider's order id")]
 OperatorOpt = Annotated[str, typer.Option("--operator", help="who decides (shown in history)")]
@@ -50,14 +51,6 @@ _LIST_COLUMNS = (
 )
 
 
-def _validation_message(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors(include_url=False, include_input=False):
-        field = ".".join(str(p) for p in err["loc"]) or "input"
-        parts.append(f"{field}: {err['msg'].removeprefix('Value error, ')}")
-    return "; ".join(parts)
-
-
 @app.command()
 def start(
     order_id: OrderIdArg,
@@ -76,7 +69,7 @@ def start(
             max_amount=_decimal(max_amount, "max_amount"),
         )
     except ValidationError as exc:
-        raise typer.BadParameter(_validation_message(exc)) from None
+        raise typer.BadParameter(describe(exc)) from None
 
     async def go() -> None:
         client = await _client()

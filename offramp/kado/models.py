@@ -33,6 +33,8 @@ from pydantic import (
     model_validator,
 )
 
+from offramp.chain.amounts import exact_base_units
+
 # eth_hash imports its keccak backend on first use, and the workflow sandbox refuses that import:
 # a workflow checking an EIP-55 address would fail. Load it here, when workflows import this
 # module (outside the sandbox), so every process that runs or replays workflows has it.
@@ -205,10 +207,10 @@ class PayAmount(BaseModel):
         """The amount in the token's base units; ValueError unless exactly representable."""
         if self.amount is None:
             raise ValueError("payAmount.amount is missing")
-        scaled = self.amount.scaleb(decimals)
-        if scaled != scaled.to_integral_value():
+        base = exact_base_units(self.amount, decimals)
+        if base is None:
             raise ValueError(f"payAmount.amount {self.amount} has more than {decimals} decimals")
-        return int(scaled)
+        return base
 
 
 def _lenient_decimal(value: Any) -> Any:

@@ -7,7 +7,6 @@ Balance and gas estimation need the chain and run in the payment preflight.
 from __future__ import annotations
 
 from collections.abc import Mapping, Set
-from decimal import Decimal
 
 from offramp.chain.amounts import exact_base_units
 from offramp.config import AssetConfig, ChainConfig
@@ -19,11 +18,6 @@ from offramp.orders.models import (
     RejectReason,
     SellOrderInput,
 )
-
-
-def to_base_units(amount: Decimal, decimals: int) -> int | None:
-    """Exact integer base units, or None if `amount` has more fractional digits than `decimals`."""
-    return exact_base_units(amount, decimals)
 
 
 def _reject(reason: RejectReason, detail: str) -> CheckResult:
@@ -117,7 +111,7 @@ def check_order(
         return _reject(RejectReason.AMOUNT_INVALID, "payAmount.amount is missing")
     if amount <= 0:
         return _reject(RejectReason.AMOUNT_INVALID, f"payAmount.amount {amount} is not positive")
-    base_units = to_base_units(amount, asset.decimals)
+    base_units = exact_base_units(amount, asset.decimals)
     if base_units is None:
         return _reject(
             RejectReason.AMOUNT_TOO_PRECISE,

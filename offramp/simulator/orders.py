@@ -25,6 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from offramp.chain.amounts import exact_base_units
 from offramp.kado.models import loads_exact
 from offramp.simulator.faults import FaultConfig
 from offramp.simulator.jsonx import deep_merge
@@ -139,8 +140,7 @@ class SimOrder(BaseModel):
         """The exact amount in base units; None when the amount cannot be paid exactly."""
         if self.amount is None:
             return None
-        scaled = self.amount.scaleb(self.decimals)
-        return int(scaled) if scaled == scaled.to_integral_value() else None
+        return exact_base_units(self.amount, self.decimals)
 
     @property
     def overrides(self) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from activities.chain import to_base_units
-from offramp.orders.checks import to_base_units as order_base_units
+from offramp.chain.amounts import exact_base_units as order_base_units
 
 
 def test_large_eighteen_decimal_amount_is_not_rounded() -> None:

@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from offramp.chain.amounts import exact_base_units as to_base_units
 from offramp.config import AssetConfig, ChainConfig
 from offramp.devstack.chain import HOT_WALLET, local_chain_config
 from offramp.kado.models import loads_exact, order_from_data
-from offramp.orders.checks import check_order, to_base_units
+from offramp.orders.checks import check_order
 from offramp.orders.models import RejectReason, SellOrderInput
 
 TOKEN = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
