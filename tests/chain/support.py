@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -156,6 +157,13 @@ async def payment_worker(
             yield runtime
     finally:
         await runtime.aclose()
+
+
+def payment_request(payment_id: str, recipient: str, asset: str, amount: str) -> PaymentRequest:
+    """A payment on the test chain: `amount` in whole units, as exact decimal text."""
+    return PaymentRequest(
+        payment_id=payment_id, chain=CHAIN, asset=asset, recipient=recipient, amount=Decimal(amount)
+    )
 
 
 async def start_payment(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,6 @@ from offramp.chain.models import (
     HotWalletInput,
     HotWalletParams,
     HotWalletState,
-    PaymentRequest,
     PaymentState,
     PaymentStatus,
     ReservationStatus,
@@ -36,6 +34,7 @@ from tests.chain.support import (
     PayChain,
     assert_no_key_in_histories,
     pay_chain,
+    payment_request,
     payment_state,
     payment_worker,
     start_payment,
@@ -74,13 +73,7 @@ async def test_stuck_transaction_is_bumped_by_geths_rule(
         handle = await start_payment(
             dev_client,
             task_queue,
-            PaymentRequest(
-                payment_id=payment_id,
-                chain=CHAIN,
-                asset="ETH",
-                recipient=recipient,
-                amount=Decimal("1.5"),
-            ),
+            payment_request(payment_id, recipient, "ETH", "1.5"),
         )
 
         async def three_attempts() -> PaymentState | None:
@@ -135,13 +128,7 @@ async def test_bumping_stops_at_the_fee_cap_and_flags(
         handle = await start_payment(
             dev_client,
             task_queue,
-            PaymentRequest(
-                payment_id=payment_id,
-                chain=CHAIN,
-                asset="ETH",
-                recipient=Account.create().address,
-                amount=Decimal("0.01"),
-            ),
+            payment_request(payment_id, Account.create().address, "ETH", "0.01"),
         )
 
         async def flagged() -> PaymentState | None:
@@ -171,13 +158,7 @@ async def test_dropped_transaction_is_rebroadcast(
         handle = await start_payment(
             dev_client,
             task_queue,
-            PaymentRequest(
-                payment_id=payment_id,
-                chain=CHAIN,
-                asset="USDC",
-                recipient=recipient,
-                amount=Decimal("5"),
-            ),
+            payment_request(payment_id, recipient, "USDC", "5"),
         )
 
         async def broadcast() -> PaymentState | None:
@@ -214,13 +195,7 @@ async def test_reorg_before_confirmations_rebroadcasts_and_reconfirms(
         handle = await start_payment(
             dev_client,
             task_queue,
-            PaymentRequest(
-                payment_id=payment_id,
-                chain=CHAIN,
-                asset="USDC",
-                recipient=recipient,
-                amount=Decimal("42.5"),
-            ),
+            payment_request(payment_id, recipient, "USDC", "42.5"),
         )
 
         async def mined() -> tuple[str, str] | None:
@@ -308,13 +283,7 @@ async def test_abandoned_nonce_is_filled(
         handle = await start_payment(
             dev_client,
             task_queue,
-            PaymentRequest(
-                payment_id=payment_id,
-                chain=CHAIN,
-                asset="ETH",
-                recipient=recipient,
-                amount=Decimal("0.5"),
-            ),
+            payment_request(payment_id, recipient, "ETH", "0.5"),
         )
         outcome = await handle.result()  # completes only once the gap before it is filled
         wallet = dev_client.get_workflow_handle(wallet_id(chain))
@@ -354,13 +323,7 @@ async def test_nonce_used_elsewhere_is_a_conflict_never_resigned(
             await start_payment(
                 dev_client,
                 task_queue,
-                PaymentRequest(
-                    payment_id=f"pre-{chain.chain_id}",
-                    chain=CHAIN,
-                    asset="ETH",
-                    recipient=recipient,
-                    amount=Decimal("0.1"),
-                ),
+                payment_request(f"pre-{chain.chain_id}", recipient, "ETH", "0.1"),
             )
         ).result()
         assert first.nonce is not None
@@ -381,13 +344,7 @@ async def test_nonce_used_elsewhere_is_a_conflict_never_resigned(
         handle = await start_payment(
             dev_client,
             task_queue,
-            PaymentRequest(
-                payment_id=payment_id,
-                chain=CHAIN,
-                asset="ETH",
-                recipient=recipient,
-                amount=Decimal("0.2"),
-            ),
+            payment_request(payment_id, recipient, "ETH", "0.2"),
         )
         outcome = await handle.result()
 
@@ -417,13 +374,7 @@ async def test_cancel_before_a_nonce_and_after(
         first = await start_payment(
             dev_client,
             task_queue,
-            PaymentRequest(
-                payment_id=f"hold-{chain.chain_id}",
-                chain=CHAIN,
-                asset="ETH",
-                recipient=Account.create().address,
-                amount=Decimal("0.1"),
-            ),
+            payment_request(f"hold-{chain.chain_id}", Account.create().address, "ETH", "0.1"),
         )
 
         async def broadcast() -> PaymentState | None:
@@ -434,13 +385,7 @@ async def test_cancel_before_a_nonce_and_after(
         waiting = await start_payment(
             dev_client,
             task_queue,
-            PaymentRequest(
-                payment_id=f"wait-{chain.chain_id}",
-                chain=CHAIN,
-                asset="ETH",
-                recipient=Account.create().address,
-                amount=Decimal("0.1"),
-            ),
+            payment_request(f"wait-{chain.chain_id}", Account.create().address, "ETH", "0.1"),
         )
 
         async def reserving() -> PaymentState | None:
