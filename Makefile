@@ -41,9 +41,11 @@ $(NODE_STAMP): package.json package-lock.json
 	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
-# Re-record the SellOrderWorkflow histories the replay test guards (tests/histories/*.json).
+# Re-record the histories the replay tests guard: SellOrder (tests/histories/*.json) and
+# Payment, NonceFill, HotWallet (tests/histories/payments/*.json).
 histories: deps
 	$(BIN)/python -m tests.histories.record
+	$(BIN)/python -m tests.histories.payments.record
 
 # Rebuild the committed test-token artifact from contracts/ (offline, pinned solc).
 token: deps
