@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -28,6 +28,10 @@ from offramp.chain.addresses import checksum
 
 ENV_PREFIX = "OFFRAMP_"
 DEFAULT_TASK_QUEUE = "offramp-sell-orders"
+# What a worker process hosts (worker/registry.py): `all` = every workflow and activity (needs
+# chains and a signer); `workflows` = workflow tasks only, no activity (no chain, key or provider
+# settings needed; never runs a payment or check activity).
+WorkerRole = Literal["all", "workflows"]
 
 
 class ConfigError(Exception):
@@ -120,6 +124,17 @@ class EngineSettings(BaseSettings):
     kado_base_url: str = "https://api.kado.money"
     kado_widget_id: SecretStr | None = None
     kado_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    # The worker process (README "Worker sizing"): sized for a few thousand open orders per worker
+    # (each one SellOrder + one Payment open, plus the hot-wallet entities). A workflow evicted
+    # from the cache replays its whole history on its next task.
+    worker_role: WorkerRole = "all"
+    worker_max_cached_workflows: int = Field(default=10_000, ge=0)
+    worker_max_concurrent_workflow_tasks: int = Field(default=100, ge=2)
+    worker_max_concurrent_activities: int = Field(default=1_000, ge=1)
+    # A task for a cached workflow waits this long for its worker before going to any worker
+    # (and a full replay): long enough for a busy worker, short enough when one died.
+    worker_sticky_schedule_to_start_timeout_seconds: float = Field(default=30.0, gt=0)
 
     @model_validator(mode="before")
     @classmethod

@@ -15,7 +15,7 @@ from temporalio.worker import Worker
 
 from offramp.config import ConfigError, EngineSettings, load_settings
 from offramp.temporal_client import connect
-from worker import registry
+from worker import registry, roles
 from worker.resources import WorkerResources
 
 log = logging.getLogger("offramp.worker")
@@ -25,7 +25,7 @@ READY_MESSAGE = "worker ready"
 
 def build_worker(client: Client, settings: EngineSettings, resources: WorkerResources) -> Worker:
     workflows = registry.workflows()
-    activities = registry.activities(resources)
+    activities = registry.activities_for(settings.worker_role, resources)
     if not workflows and not activities:
         raise ConfigError("nothing to run: no workflow or activity is registered")
     return Worker(
@@ -33,8 +33,31 @@ def build_worker(client: Client, settings: EngineSettings, resources: WorkerReso
         task_queue=settings.task_queue,
         workflows=workflows,
         activities=activities,
+        # Sizing (README "Worker sizing"): the cache holds every open workflow, so a task does
+        # not replay a whole history; activities are async (most wait on I/O), so many fit.
+        max_cached_workflows=settings.worker_max_cached_workflows,
+        max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
+        max_concurrent_activities=settings.worker_max_concurrent_activities,
+        sticky_queue_schedule_to_start_timeout=timedelta(
+            seconds=settings.worker_sticky_schedule_to_start_timeout_seconds
+        ),
         graceful_shutdown_timeout=timedelta(seconds=10),
     )
+
+
+async def create_resources(settings: EngineSettings) -> WorkerResources:
+    """The role's resources, refusing (ConfigError) a worker that would take work it cannot do."""
+    if not roles.runs_activities(settings.worker_role):
+        return WorkerResources(settings=settings)  # workflow tasks need no chain, key or client
+    roles.check_can_pay(settings)
+    resources = await WorkerResources.create(settings)
+    try:
+        assert resources.chains is not None
+        roles.check_serves_a_chain(resources.chains)
+    except BaseException:
+        await resources.aclose()
+        raise
+    return resources
 
 
 async def run_worker(
@@ -42,15 +65,22 @@ async def run_worker(
     stop: asyncio.Event,
     temporal_env: Mapping[str, str] | None = None,
 ) -> None:
+    resources = await create_resources(settings)
     try:
-        client = await connect(temporal_env)
-    except RuntimeError as exc:
-        raise ConfigError(f"cannot connect to Temporal (TEMPORAL_ADDRESS etc.): {exc}") from None
-    resources = await WorkerResources.create(settings)
-    try:
+        try:
+            client = await connect(temporal_env)
+        except RuntimeError as exc:
+            raise ConfigError(
+                f"cannot connect to Temporal (TEMPORAL_ADDRESS etc.): {exc}"
+            ) from None
         worker = build_worker(client, settings, resources)
         async with worker:
-            log.info("%s: task queue %s", READY_MESSAGE, settings.task_queue)
+            log.info(
+                "%s: task queue %s, role %s",
+                READY_MESSAGE,
+                settings.task_queue,
+                settings.worker_role,
+            )
             await stop.wait()
             log.info("stopping: finishing in-flight tasks")
     finally:

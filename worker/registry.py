@@ -8,6 +8,8 @@ from typing import Any
 from activities.chain import ChainActivities
 from activities.kado import KadoActivities
 from activities.orders import OrderActivities
+from offramp.config import WorkerRole
+from worker import roles
 from worker.resources import WorkerResources
 from workflows.hot_wallet import HotWalletWorkflow
 from workflows.payment import NonceFillWorkflow, PaymentWorkflow
@@ -33,3 +35,8 @@ def activities(resources: WorkerResources) -> Sequence[Callable[..., Any]]:
     if resources.kado is not None:
         registered += KadoActivities(resources.kado).all()
     return registered
+
+
+def activities_for(role: WorkerRole, resources: WorkerResources) -> Sequence[Callable[..., Any]]:
+    """The activities a worker of `role` polls for: none at all unless it can run every one."""
+    return activities(resources) if roles.runs_activities(role) else []
