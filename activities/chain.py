@@ -49,6 +49,7 @@ from offramp.chain.models import (
     SendTuning,
     TransferExpectation,
     TxAttempt,
+    TxFields,
     TxTemplate,
     WalletNonces,
     WorkflowClosedInput,
@@ -62,6 +63,7 @@ from offramp.chain.rpc import (
     encode_balance_of,
     encode_transfer,
 )
+from offramp.chain.signer import SignedTx
 from offramp.config import AssetConfig, ChainConfig
 from workflows.hot_wallet import (
     ERR_DAILY_CAP,
@@ -406,18 +408,21 @@ class ChainActivities:
         pending = await client.w3.eth.get_transaction_count(address, "pending")
         return WalletNonces(latest=int(latest), pending=int(pending))
 
+    def _sign(self, client: ChainClient, chain: str, fields: TxFields) -> SignedTx:
+        signer = self.runtime.signer
+        if signer is None or signer.address.lower() != client.config.hot_wallet.lower():
+            raise ApplicationError("this worker has no signer for the hot wallet", type="NoSigner")
+        if fields.chain_id != client.config.chain_id:
+            raise ApplicationError(
+                f"tx chain id {fields.chain_id} is not chain {chain!r}", type="WrongChain"
+            )
+        return signer.sign(fields)
+
     @activity.defn(name="sign_and_broadcast")
     async def sign_and_broadcast(self, inp: BroadcastInput) -> BroadcastResult:
         """Sign the fixed fields (same bytes and hash on every retry) and send them."""
         client = await self._client(inp.chain)
-        signer = self.runtime.signer
-        if signer is None or signer.address.lower() != client.config.hot_wallet.lower():
-            raise ApplicationError("this worker has no signer for the hot wallet", type="NoSigner")
-        if inp.fields.chain_id != client.config.chain_id:
-            raise ApplicationError(
-                f"tx chain id {inp.fields.chain_id} is not chain {inp.chain!r}", type="WrongChain"
-            )
-        signed = signer.sign(inp.fields)
+        signed = self._sign(client, inp.chain, inp.fields)
         try:
             await client.w3.eth.send_raw_transaction(signed.raw_transaction)
         except Web3RPCError as exc:
@@ -493,6 +498,7 @@ class ChainActivities:
         w3 = client.w3
         sender = to_checksum_address(inp.sender)
         stuck_since = time.monotonic()
+        last_resend: float | None = None
         seen_receipt = False
         unknown_polls = 0  # a load-balanced RPC may briefly not know a tx: require a streak
         while True:
@@ -522,7 +528,7 @@ class ChainActivities:
                                     update={"kind": AwaitKind.TRANSFER_MISMATCH, "detail": problem}
                                 )
                         return result
-            elif seen_receipt:
+            elif seen_receipt and inp.resend is None:
                 return AwaitResult(kind=AwaitKind.REORGED, detail="the mined tx left the chain")
             elif not await self._known_to_node(client, inp.tx_hashes):
                 unknown_polls += 1
@@ -538,7 +544,10 @@ class ChainActivities:
                         kind=AwaitKind.NONCE_CONFLICT,
                         detail=f"nonce {inp.nonce} was used by a transaction that is not ours",
                     )
-                return AwaitResult(kind=AwaitKind.DROPPED, detail="no longer known to the node")
+                if inp.resend is None:
+                    return AwaitResult(kind=AwaitKind.DROPPED, detail="no longer known to the node")
+                seen_receipt, unknown_polls = False, 0
+                last_resend = await self._resend(client, inp, last_resend)
             else:
                 unknown_polls = 0
                 latest = int(await w3.eth.get_transaction_count(sender, "latest"))
@@ -550,6 +559,31 @@ class ChainActivities:
                 ):
                     return AwaitResult(kind=AwaitKind.STUCK, detail="not mined in time")
             await asyncio.sleep(inp.poll_interval_seconds)
+
+    async def _resend(
+        self, client: ChainClient, inp: AwaitInput, last: float | None
+    ) -> float | None:
+        """Send `inp.resend` again (at most every `resend_every_seconds`); returns when it was
+        last sent. Only a tx already in the payment's history is ever sent: same bytes, same
+        hash. A refusal is logged and tried again at the next interval."""
+        assert inp.resend is not None
+        now = time.monotonic()
+        if last is not None and now - last < (inp.resend_every_seconds or 0):
+            return last
+        signed = self._sign(client, inp.chain, inp.resend)
+        if signed.tx_hash not in inp.tx_hashes:
+            raise ApplicationError(
+                f"re-send of nonce {inp.nonce}: {signed.tx_hash} is not one of the payment's "
+                "transactions",
+                type="ResendMismatch",
+                non_retryable=True,
+            )
+        try:
+            await client.w3.eth.send_raw_transaction(signed.raw_transaction)
+            log.info("re-sent %s nonce %s", signed.tx_hash, inp.nonce)
+        except Web3RPCError as exc:
+            log.info("re-send %s nonce %s: %s", signed.tx_hash, inp.nonce, _rpc_message(exc))
+        return now
 
     @activity.defn(name="workflow_closed")
     async def workflow_closed(self, inp: WorkflowClosedInput) -> bool:

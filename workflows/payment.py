@@ -85,6 +85,13 @@ _RESERVE_RETRY = RetryPolicy(
 )
 _EVENT_LIMIT = 200
 _QUICK_REBROADCASTS = 3
+# History bound (workflow.patched): after this many history-growing retries of one nonce
+# (re-broadcasts after a drop or reorg, fee bumps, waits for funds) the payment flags a person and
+# stops adding to its history: one long wait follows, in which the activity itself re-sends the
+# latest attempt while the node does not know it. A round adds at most ~25 events, so a payment
+# stays under ~500 events (the server warns at 10,240 and stops at 51,200).
+MAX_SEND_ROUNDS = 16
+PATCH_BOUNDED_SEND_ROUNDS = "bounded-send-rounds"
 
 
 class _Sender:
@@ -113,6 +120,8 @@ class _Sender:
         self.state = state
         self.bumping = True
         self.on_progress = on_progress
+        self.rounds = 0  # history-growing retries of the nonce so far (this run)
+        self.out_of_rounds = False
 
     async def progress(self) -> None:
         attempts = "\n".join(
@@ -203,6 +212,14 @@ class _Sender:
             )
         return result
 
+    def _spend_round(self) -> bool:
+        """Count one history-growing retry; True (no more) once MAX_SEND_ROUNDS are spent. The
+        patch is asked only then: a history recorded before the bound keeps its old retries."""
+        self.rounds += 1
+        if self.rounds > MAX_SEND_ROUNDS and workflow.patched(PATCH_BOUNDED_SEND_ROUNDS):
+            self.out_of_rounds = True
+        return self.out_of_rounds
+
     async def _bumped(self, old: TxFields) -> TxFields | None:
         quote = await self._quote()
         new = fees.bump(
@@ -235,6 +252,8 @@ class _Sender:
                 return  # ours mined, or a conflict: the wait tells which
             if kind is BroadcastKind.UNDERPRICED and len(self.state.attempts) > 1:
                 return  # an earlier attempt of ours holds the nonce in the pool
+            if self._spend_round():
+                return  # _follow's bounded wait re-sends these fields
             if kind in (BroadcastKind.UNDERPRICED, BroadcastKind.FEE_BELOW_BASE):
                 bumped = await self._bumped(fields) if self.bumping else None
                 if bumped is None:
@@ -271,41 +290,74 @@ class _Sender:
         self.state.stage = PaymentStage.CONFIRMING
         return await self._follow(nonce)
 
+    async def _await(self, nonce: int, *, bounded: bool = False) -> AwaitResult:
+        """One wait for the nonce's fate. `bounded`: no STUCK, no DROPPED or REORGED; the
+        activity re-sends the latest attempt itself (same bytes) while the node lacks it."""
+        resend = self.state.attempts[-1].fields if bounded else None
+        result: AwaitResult = await workflow.execute_activity(
+            "await_transaction",
+            AwaitInput(
+                chain=self.chain,
+                sender=self.sender,
+                nonce=nonce,
+                tx_hashes=self.state.tx_hashes,
+                confirmations=self.tuning.confirmations,
+                poll_interval_seconds=self.tuning.poll_interval_seconds,
+                stuck_after_seconds=(
+                    self.tuning.bump_after_seconds if self.bumping and not bounded else None
+                ),
+                expectation=self.expectation,
+                resend=resend,
+                resend_every_seconds=self._slow_rebroadcast().total_seconds() if bounded else None,
+            ),
+            result_type=AwaitResult,
+            start_to_close_timeout=timedelta(days=7),
+            heartbeat_timeout=timedelta(seconds=max(10.0, 5 * self.tuning.poll_interval_seconds)),
+            retry_policy=_RPC_RETRY,
+            summary=f"wait for nonce {nonce}" + (", re-sending it when dropped" if bounded else ""),
+        )
+        return result
+
+    def _slow_rebroadcast(self) -> timedelta:
+        return timedelta(seconds=10 * self.tuning.poll_interval_seconds)
+
+    async def _follow_bounded(self, nonce: int) -> AwaitResult:
+        """Past MAX_SEND_ROUNDS: flag a person, then wait without growing the history."""
+        self.bumping = False
+        await self.attention(
+            f"nonce {nonce}: {MAX_SEND_ROUNDS} re-broadcasts, fee bumps or waits for funds "
+            "without a confirmation; no more fee bumps. Still waiting for one of its transactions "
+            "and re-sending the latest when the node drops it: check the RPC node, the fees and "
+            "the hot wallet's balance"
+        )
+        while True:
+            result = await self._await(nonce, bounded=True)
+            if result.kind not in (AwaitKind.DROPPED, AwaitKind.REORGED, AwaitKind.STUCK):
+                return result
+            # Only a worker that ignores `resend` answers this: wait, then ask again.
+            await workflow.sleep(self._slow_rebroadcast(), summary="wait before asking again")
+
     async def _follow(self, nonce: int) -> AwaitResult:
         drops = 0
         while True:
-            result: AwaitResult = await workflow.execute_activity(
-                "await_transaction",
-                AwaitInput(
-                    chain=self.chain,
-                    sender=self.sender,
-                    nonce=nonce,
-                    tx_hashes=self.state.tx_hashes,
-                    confirmations=self.tuning.confirmations,
-                    poll_interval_seconds=self.tuning.poll_interval_seconds,
-                    stuck_after_seconds=self.tuning.bump_after_seconds if self.bumping else None,
-                    expectation=self.expectation,
-                ),
-                result_type=AwaitResult,
-                start_to_close_timeout=timedelta(days=7),
-                heartbeat_timeout=timedelta(
-                    seconds=max(10.0, 5 * self.tuning.poll_interval_seconds)
-                ),
-                retry_policy=_RPC_RETRY,
-                summary=f"wait for nonce {nonce}",
-            )
+            if self.out_of_rounds:
+                return await self._follow_bounded(nonce)
+            result = await self._await(nonce)
             if result.kind in (AwaitKind.DROPPED, AwaitKind.REORGED):
+                if self._spend_round():
+                    continue
                 drops += 1
                 if drops > _QUICK_REBROADCASTS:  # a node that keeps losing it: slow down
                     await workflow.sleep(
-                        timedelta(seconds=10 * self.tuning.poll_interval_seconds),
-                        summary="wait before broadcasting again",
+                        self._slow_rebroadcast(), summary="wait before broadcasting again"
                     )
                 self.event(f"nonce {nonce} {result.kind.value}: broadcasting the same bytes again")
                 await self._broadcast(self.state.attempts[-1].fields)
                 continue
             drops = 0
             if result.kind is AwaitKind.STUCK:
+                if self._spend_round():
+                    continue
                 latest = self.state.attempts[-1].fields
                 bumped = await self._bumped(latest)
                 if bumped is not None:

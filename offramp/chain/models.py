@@ -307,6 +307,12 @@ class AwaitInput(_Model):
     poll_interval_seconds: float
     stuck_after_seconds: float | None = Field(description="None: never report STUCK")
     expectation: TransferExpectation | None = None
+    # Past the payment's bound on history-growing retries (workflows/payment.py): the activity
+    # itself re-sends these fields (an attempt already in history, so the same signed bytes) at
+    # most every `resend_every_seconds` while the node does not know the tx, and never returns
+    # DROPPED or REORGED: the wait goes on without adding to the history.
+    resend: TxFields | None = None
+    resend_every_seconds: float | None = Field(default=None, gt=0)
 
 
 class AwaitResult(_Model):
