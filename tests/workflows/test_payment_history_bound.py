@@ -15,6 +15,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from offramp.chain.models import PaymentState, PaymentStatus, payment_workflow_id
+from tests.chain.dropper import Dropper
 from tests.chain.support import (
     CHAIN,
     PayChain,
@@ -37,22 +38,6 @@ HISTORY_BOUND = 25 * MAX_SEND_ROUNDS + 100
 def chain(tmp_path: Path) -> Iterator[PayChain]:
     with pay_chain(tmp_path) as chain:
         yield chain
-
-
-class Dropper:
-    """Plays a node that keeps losing the payment's transactions (anvil_dropTransaction)."""
-
-    def __init__(self, chain: PayChain, handle: object) -> None:
-        self.chain, self.handle, self.drops = chain, handle, 0
-
-    async def run(self) -> None:
-        while True:
-            state = await payment_state(self.handle)  # type: ignore[arg-type]
-            for tx_hash in state.tx_hashes:
-                if self.chain.tx_known(tx_hash):
-                    self.chain.rpc("anvil_dropTransaction", [tx_hash])
-                    self.drops += 1
-            await asyncio.sleep(0.05)
 
 
 async def history_length(client: Client, workflow_id: str) -> int:

@@ -1,6 +1,6 @@
 """Record Payment, NonceFill and HotWallet histories from real runs (dev server, anvil, worker).
 
-    make histories        # or: .venv/bin/python -m tests.histories.payments.record
+    make histories        # or: .venv/bin/python -m tests.histories.payments.record [scenario ...]
 
 Writes tests/histories/payments/<scenario>.json. The dev server suggests continue-as-new early,
 so the hot-wallet entity continues-as-new during the recording; its first run (several nonces
@@ -11,6 +11,7 @@ payment workflows: changed code must still replay them (see test_replay.py next 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -43,6 +44,7 @@ from offramp.converter import DATA_CONVERTER
 from offramp.devstack import binaries
 from offramp.devstack.chain import HOT_WALLET
 from offramp.devstack.processes import free_port
+from tests.chain.dropper import Dropper
 from tests.chain.support import (
     CHAIN,
     PayChain,
@@ -201,6 +203,38 @@ async def dropped_rebroadcast(ctx: Ctx) -> list[str]:
         ctx.chain.set_automine(True)
 
 
+async def dropped_past_bound(ctx: Ctx) -> list[str]:
+    """A node that drops the tx over and over: past the bound the payment flags a person and waits
+    in one activity that re-sends the same bytes (workflows/payment.py MAX_SEND_ROUNDS)."""
+    ctx.chain.set_automine(False)
+    try:
+        async with ctx.worker(bump_after_seconds=600):
+            handle = await ctx.pay("dropped_past_bound", "ETH", "0.03")
+            dropper = Dropper(ctx.chain, handle)
+            dropping = asyncio.create_task(dropper.run())
+            try:
+
+                async def flagged() -> bool:
+                    return (await payment_state(handle)).needs_attention
+
+                await wait_for(flagged, "the bound on re-broadcasts", limit=300)
+                drops = dropper.drops
+
+                async def resent() -> bool:
+                    return dropper.drops > drops
+
+                await wait_for(resent, "a re-send by the waiting activity", limit=120)
+            finally:
+                dropping.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await dropping
+            ctx.chain.set_automine(True)
+            ctx.chain.mine()
+            return [await _finish(handle, PaymentStatus.CONFIRMED)]
+    finally:
+        ctx.chain.set_automine(True)
+
+
 Scenario = Callable[[Ctx], Awaitable[list[str]]]
 SCENARIOS: dict[str, Scenario] = {
     "payment_token_happy": token_happy,
@@ -209,6 +243,7 @@ SCENARIOS: dict[str, Scenario] = {
     "payment_rejected_preflight": rejected_preflight,
     "payment_fee_bumped": fee_bumped,
     "payment_dropped_rebroadcast": dropped_rebroadcast,
+    "payment_dropped_past_bound": dropped_past_bound,
 }
 
 
@@ -251,7 +286,11 @@ def _write(out_dir: Path, name: str, history: WorkflowHistory) -> Path:
     return path
 
 
-async def record(out_dir: Path = HISTORIES_DIR) -> list[Path]:
+async def record(out_dir: Path = HISTORIES_DIR, only: list[str] | None = None) -> list[Path]:
+    """Record every scenario and the hot wallet's runs, or only the named scenarios."""
+    unknown = set(only or []) - set(SCENARIOS)
+    if unknown:
+        raise SystemExit(f"unknown scenarios {sorted(unknown)}; known: {sorted(SCENARIOS)}")
     written = []
     env = await WorkflowEnvironment.start_local(
         data_converter=DATA_CONVERTER,
@@ -267,18 +306,22 @@ async def record(out_dir: Path = HISTORIES_DIR) -> list[Path]:
         with tempfile.TemporaryDirectory() as tmp, pay_chain(Path(tmp)) as chain:
             ctx = Ctx(env.client, chain)
             for name, scenario in SCENARIOS.items():
+                if only and name not in only:
+                    continue
                 for workflow_id in await scenario(ctx):
                     history = await env.client.get_workflow_handle(workflow_id).fetch_history()
                     written.append(_write(out_dir, name, history))
             await env.client.get_workflow_handle(ctx.wallet_id).terminate("recorded")
-            first, second = await _wallet_runs(ctx)
-            written.append(_write(out_dir, "hot_wallet", first))
-            written.append(_write(out_dir, "hot_wallet_continued", second))
+            if not only:
+                first, second = await _wallet_runs(ctx)
+                written.append(_write(out_dir, "hot_wallet", first))
+                written.append(_write(out_dir, "hot_wallet_continued", second))
     finally:
         await env.shutdown()
     return written
 
 
 if __name__ == "__main__":
-    asyncio.run(record())
+    # `python -m tests.histories.payments.record [scenario ...]`: all, or only the named ones.
+    asyncio.run(record(only=sys.argv[1:]))
     sys.exit(0)

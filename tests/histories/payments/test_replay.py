@@ -31,6 +31,7 @@ def test_the_required_scenarios_are_recorded() -> None:
         "payment_native_happy",
         "payment_fee_bumped",
         "payment_dropped_rebroadcast",
+        "payment_dropped_past_bound",
         "payment_rejected_preflight",
         "nonce_fill",
         "hot_wallet",
@@ -56,3 +57,15 @@ def test_the_wallet_history_handed_out_nonces_filled_one_and_continued_as_new() 
     assert kinds.count("workflow_execution_update_accepted_event_attributes") >= 3
     assert "start_child_workflow_execution_initiated_event_attributes" in kinds
     assert kinds[-1] == "workflow_execution_continued_as_new_event_attributes"
+
+
+def test_the_bounded_history_took_the_patched_branch() -> None:
+    from workflows.payment import PATCH_BOUNDED_SEND_ROUNDS
+
+    history = load(Path(__file__).parent / "payment_dropped_past_bound.json")
+    markers = [
+        e.marker_recorded_event_attributes
+        for e in history.events
+        if e.HasField("marker_recorded_event_attributes")
+    ]
+    assert any(PATCH_BOUNDED_SEND_ROUNDS.encode() in m.SerializeToString() for m in markers)
