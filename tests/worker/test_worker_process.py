@@ -211,7 +211,7 @@ async def test_the_workflows_role_runs_workflow_tasks_and_never_an_activity(
     ).start()
     try:
         wait_worker_ready(proc)
-        assert "role workflows" in proc.log_since_start().decode()
+        proc.wait_for_log("role workflows", 30)  # the rest of the ready line
         await wait_until_polled(dev_env.client, task_queue)
         # A payment on its queue: the workflow runs here (its first task schedules the
         # preflight), the activity is never taken (this worker polls for none).
@@ -223,12 +223,13 @@ async def test_the_workflows_role_runs_workflow_tasks_and_never_an_activity(
             task_queue=task_queue,
         )
         activity = await _first_activity_scheduled(dev_env.client, workflow_id)
-        assert activity.activity_type.name == "payment_preflight"
-        assert activity.state == PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED
-        assert activity.attempt == 1 and not activity.last_worker_identity
+        assert activity.activity_type.name == "payment_preflight", activity
+        assert activity.state == PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED, activity
+        assert activity.attempt == 1 and not activity.last_worker_identity, activity
         kind = TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY
         assert await pollers(dev_env.client, task_queue, kind) == 0
         await dev_env.client.get_workflow_handle(workflow_id).terminate("test done")
-        assert proc.stop(timeout=30, sig=signal.SIGTERM) == 0
+        rc = proc.stop(timeout=60, sig=signal.SIGTERM)
+        assert rc == 0, f"exit {rc}:\n{proc.log_since_start().decode()[-3000:]}"
     finally:
         proc.kill()
