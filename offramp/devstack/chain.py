@@ -188,9 +188,9 @@ def local_chain_config(
         sending["bump_after_seconds"] = bump_after_seconds
     return ChainConfig(
         chain_id=chain_id,
-        rpc_url=rpc_url,
+        rpc_urls=[rpc_url],
         confirmations=confirmations,
-        hot_wallet=HOT_WALLET,
+        hot_wallets=[HOT_WALLET],
         max_fee_per_gas_cap_wei=500 * 10**9,
         assets={
             "ETH": AssetConfig(

@@ -65,13 +65,16 @@ class PayChain:
         return self.local.token_address
 
     def config(self, **overrides: Any) -> ChainConfig:
-        base = self.local.config()  # the node's own chain id
+        base = self.local.config().model_dump()  # the node's own chain id
+        for singular, plural in (("rpc_url", "rpc_urls"), ("hot_wallet", "hot_wallets")):
+            if plural in overrides:
+                base.pop(singular, None)
         settings: dict[str, Any] = {
             "poll_interval_seconds": 0.1,
             "rpc_timeout_seconds": 10.0,
             **overrides,
         }
-        return ChainConfig.model_validate({**base.model_dump(), **settings})
+        return ChainConfig.model_validate({**base, **settings})
 
     def rpc(self, method: str, params: list[Any] | None = None) -> Any:
         response = self.w3.provider.make_request(method, params or [])  # type: ignore[arg-type]
