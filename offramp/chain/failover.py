@@ -4,8 +4,9 @@ broadcasts and nonce reads.
 Why our own: web3.py 8 has no fallback provider; `web3-ethereum-defi`'s FallbackProvider is
 synchronous (time.sleep between retries), logs provider names derived from URLs and pulls in a
 large dependency tree. web3's AsyncHTTPProvider logs its URL (debug on every request, INFO on
-disconnect) and its aiohttp errors carry the URL, so the HTTP layer here is one shared httpx client
-whose errors are described by kind only. web3 still encodes requests and decodes responses.
+disconnect) and httpx logs every request URL at INFO, so the HTTP layer here is one aiohttp session
+(which logs no requests) whose errors are described by kind only, never by their message. web3
+still encodes requests and decodes responses.
 
 - A node failing with a transport error, a timeout, HTTP 429/5xx (any non-2xx) or a rate-limit
   JSON-RPC error is marked failed for `cooldown` seconds (tried last meanwhile) and the next one
@@ -25,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-import httpx
+import aiohttp
 from web3.providers.async_base import AsyncJSONBaseProvider
 from web3.types import RPCEndpoint, RPCResponse
 
@@ -92,23 +93,23 @@ class FailoverProvider(AsyncJSONBaseProvider):
         self.request_timeout = request_timeout
         self.cooldown = cooldown
         self.fragments = secret_fragments(urls)
-        self._client: httpx.AsyncClient | None = None
+        self._session: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:
         return f"FailoverProvider({[n.label for n in self.nodes]})"
 
     __str__ = __repr__
 
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
             # No retries of its own: a resent eth_sendRawTransaction would be "already known";
-            # retries are Temporal's, with the same bytes. No redirects (a key could follow).
-            self._client = httpx.AsyncClient(
-                timeout=self.request_timeout,
-                follow_redirects=False,
+            # retries are Temporal's, with the same bytes. No environment (proxies, .netrc).
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.request_timeout),
                 headers={"Content-Type": "application/json"},
+                trust_env=False,
             )
-        return self._client
+        return self._session
 
     def _ordered(self) -> list[RpcNode]:
         """Usable nodes: healthy ones in configured order, then those cooling down."""
@@ -123,12 +124,12 @@ class FailoverProvider(AsyncJSONBaseProvider):
 
     async def _post(self, node: RpcNode, body: bytes) -> RPCResponse:
         try:
-            answer = await asyncio.wait_for(
-                self._http().post(node.url, content=body), self.request_timeout + 1.0
-            )
-            answer.raise_for_status()
-            response = self.decode_rpc_response(answer.content)
-        except (httpx.HTTPError, TimeoutError, ValueError) as exc:
+            async with self._http().post(
+                node.url, data=body, allow_redirects=False, raise_for_status=True
+            ) as answer:
+                content = await answer.read()
+            response = self.decode_rpc_response(content)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise self._fail(node, describe_http_error(exc)) from None
         if not isinstance(response, dict):
             raise self._fail(node, "not a JSON-RPC answer")
@@ -196,9 +197,9 @@ class FailoverProvider(AsyncJSONBaseProvider):
         return scrub(text, self.fragments)
 
     async def disconnect(self) -> None:
-        if self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
 
 
 def rpc_result(answer: NodeAnswer) -> Any:

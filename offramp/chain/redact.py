@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterable
 from urllib.parse import parse_qsl, urlsplit
 
-import httpx
+import aiohttp
 
 REDACTED = "<redacted>"
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>()\[\]{},]+")
@@ -42,17 +42,16 @@ def scrub(text: str, fragments: Iterable[str] = ()) -> str:
 
 
 def describe_http_error(exc: BaseException) -> str:
-    """What went wrong talking to a node, without anything of its URL or headers."""
-    if isinstance(exc, httpx.HTTPStatusError):
-        return f"HTTP {exc.response.status_code}"
-    if isinstance(exc, httpx.TimeoutException):
+    """What went wrong talking to a node, without anything of its URL or headers (aiohttp's
+    messages name the URL or host: never used)."""
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return f"HTTP {exc.status}"
+    if isinstance(exc, TimeoutError):  # also aiohttp's ServerTimeoutError
         return "timed out"
-    if isinstance(exc, httpx.ConnectError):
+    if isinstance(exc, aiohttp.ClientConnectorError):
         return "cannot connect"
-    if isinstance(exc, httpx.RemoteProtocolError):
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
         return "connection closed"
-    if isinstance(exc, TimeoutError):
-        return "timed out"
     if isinstance(exc, ValueError):
         return "not a JSON-RPC answer"
     return type(exc).__name__
