@@ -10,7 +10,7 @@ import threading
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -109,6 +109,13 @@ def rpc_node(upstream: str, mode: str = "forward", lag: int = 0) -> Iterator[Rpc
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def faulty_url(stack: ExitStack, upstream: str, fault: str) -> str:
+    """A node failing with `fault`: refused | 500 | 429 | hang (kept open by `stack`)."""
+    if fault == "refused":
+        return refused_url()
+    return stack.enter_context(rpc_node(upstream, fault)).url
 
 
 def assert_no_secret(text: str, where: str) -> None:

@@ -22,7 +22,7 @@ from offramp.chain.models import WalletNonces, WalletNoncesInput
 from offramp.chain.rpc import ChainRuntime
 from offramp.converter import DATA_CONVERTER
 from offramp.devstack.chain import HOT_WALLET, LocalChain
-from tests.chain.rpc_nodes import assert_no_secret, refused_url, rpc_node
+from tests.chain.rpc_nodes import assert_no_secret, faulty_url, refused_url, rpc_node
 from tests.chain.support import pay_chain, payment_settings
 
 FAULTS = ["refused", "500", "429", "hang"]
@@ -32,12 +32,6 @@ FAULTS = ["refused", "500", "429", "hang"]
 def nodes(local_chain: LocalChain) -> Iterator[ExitStack]:
     with ExitStack() as stack:
         yield stack
-
-
-def faulty_url(stack: ExitStack, local_chain: LocalChain, fault: str) -> str:
-    if fault == "refused":
-        return refused_url()
-    return stack.enter_context(rpc_node(local_chain.rpc_url, fault)).url
 
 
 def provider(urls: list[str], timeout: float = 1.0, cooldown: float = 60.0) -> FailoverProvider:
@@ -51,7 +45,7 @@ def provider(urls: list[str], timeout: float = 1.0, cooldown: float = 60.0) -> F
 async def test_a_failing_first_node_fails_over_and_is_then_tried_last(
     fault: str, nodes: ExitStack, local_chain: LocalChain, caplog: pytest.LogCaptureFixture
 ) -> None:
-    bad = faulty_url(nodes, local_chain, fault)
+    bad = faulty_url(nodes, local_chain.rpc_url, fault)
     good = nodes.enter_context(rpc_node(local_chain.rpc_url))
     p = provider([bad, good.url])
     w3 = AsyncWeb3(p)
@@ -72,7 +66,7 @@ async def test_a_failing_first_node_fails_over_and_is_then_tried_last(
 async def test_every_node_failing_names_them_by_label_only(
     nodes: ExitStack, local_chain: LocalChain, caplog: pytest.LogCaptureFixture
 ) -> None:
-    urls = [faulty_url(nodes, local_chain, fault) for fault in FAULTS]
+    urls = [faulty_url(nodes, local_chain.rpc_url, fault) for fault in FAULTS]
     p = provider(urls)
     try:
         with caplog.at_level(logging.DEBUG), pytest.raises(RpcUnavailable) as raised:
