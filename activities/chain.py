@@ -522,7 +522,7 @@ class ChainActivities:
         callers) reads the chain's first wallet."""
         chain, address = (inp, None) if isinstance(inp, str) else (inp.chain, inp.address)
         client = await self._client(chain)
-        wallet = address or client.config.hot_wallet
+        wallet = address or self._calling_wallet(client.config)
         if not client.config.owns(wallet):
             raise ApplicationError(
                 f"{wallet} is not a hot wallet of chain {chain!r}",
@@ -534,6 +534,18 @@ class ChainActivities:
             self._highest_nonce(client, wallet, "pending"),
         )
         return WalletNonces(latest=latest, pending=max(pending, latest))
+
+    @staticmethod
+    def _calling_wallet(config: ChainConfig) -> str:
+        """For a bare chain name: the pool wallet whose hot-wallet entity is asking (entities
+        started before `WalletNoncesInput` existed pass only the chain), else the first."""
+        caller = activity.info().workflow_id
+        for wallet in config.hot_wallets:
+            if caller == hot_wallet_workflow_id(
+                config.chain_id, wallet, config.wallet_entity_suffix
+            ):
+                return wallet
+        return config.hot_wallet
 
     @staticmethod
     async def _highest_nonce(client: ChainClient, wallet: str, block: str) -> int:

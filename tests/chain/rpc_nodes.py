@@ -38,6 +38,7 @@ class RpcNode:
     lag: int = 0  # eth_getTransactionCount answers this much lower
     url: str = ""
     calls: Counter[str] = field(default_factory=Counter)
+    block_tags: Counter[str] = field(default_factory=Counter)  # eth_getBlockByNumber's first arg
     release: threading.Event = field(default_factory=threading.Event)
 
     def forward(self, body: bytes) -> bytes:
@@ -52,6 +53,8 @@ class RpcNode:
         call: Any = json.loads(body)
         method = call.get("method", "") if isinstance(call, dict) else "batch"
         self.calls[method] += 1
+        if method == "eth_getBlockByNumber":
+            self.block_tags[str(call["params"][0])] += 1
         if self.mode in ("500", "429"):
             return int(self.mode), b'{"error": "node unhappy"}'
         if self.mode == "hang":
