@@ -5,7 +5,9 @@ reaches no history, activity failure or log line while every node misbehaves."""
 
 from __future__ import annotations
 
+import json
 import logging
+import signal
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -14,8 +16,11 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
 
 from offramp.chain.models import PaymentStatus
+from offramp.devstack.chain import HOT_WALLET_KEY
+from offramp.devstack.worker_process import wait_worker_ready, worker_process
 from tests.chain.rpc_nodes import (
     RpcNode,
     assert_no_secret,
@@ -143,3 +148,45 @@ async def test_rpc_url_secrets_never_appear_while_every_node_misbehaves(
     assert_no_secret(history, "the payment's history")
     assert_no_secret(caplog.text, "the worker's log")
     assert "rpc #2 failed: HTTP 500" in caplog.text  # the log does say what failed
+
+
+async def test_the_worker_process_output_holds_no_rpc_secret(
+    dev_env: WorkflowEnvironment,
+    task_queue: str,
+    chain: PayChain,
+    stack: ExitStack,
+    tmp_path: Path,
+) -> None:
+    """What an operator sees of `python -m worker` (its stderr log at INFO): a node refusing
+    connections, one answering 500 and one hanging, then a payment; no part of any URL."""
+    flaky = stack.enter_context(rpc_node(chain.local.rpc_url))
+    hangs = stack.enter_context(rpc_node(chain.local.rpc_url, "hang"))
+    good = stack.enter_context(rpc_node(chain.local.rpc_url))
+    config = chain.config(
+        rpc_urls=[refused_url(), flaky.url, hangs.url, good.url], rpc_request_timeout_seconds=1.0
+    )
+    chains_file = tmp_path / "chains.json"
+    chains_file.write_text(json.dumps({CHAIN: config.model_dump(mode="json")}))
+    proc = worker_process(
+        {
+            "TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
+            "TEMPORAL_NAMESPACE": dev_env.client.namespace,
+            "OFFRAMP_TASK_QUEUE": task_queue,
+            "OFFRAMP_CHAINS_FILE": str(chains_file),
+            "OFFRAMP_HOT_WALLET_PRIVATE_KEY": HOT_WALLET_KEY,
+        },
+        tmp_path / "worker.log",
+    ).start()
+    try:
+        wait_worker_ready(proc)
+        flaky.mode = "500"
+        recipient = Account.create().address
+        request = payment_request(f"worker-out-{uuid.uuid4()}", recipient, "USDC", "1")
+        outcome = await (await start_payment(dev_env.client, task_queue, request)).result()
+        assert outcome.status is PaymentStatus.CONFIRMED, outcome
+        assert proc.stop(timeout=30, sig=signal.SIGTERM) == 0
+        output = proc.log_since_start().decode()
+    finally:
+        proc.kill()
+    assert "rpc #2 failed: HTTP 500" in output and "rpc #1 failed: cannot connect" in output
+    assert_no_secret(output, "the worker's output")
