@@ -223,3 +223,16 @@ def test_broadcast_input_without_sender_still_decodes() -> None:
     )
     old = BroadcastInput.model_validate({"chain": "anvil", "fields": fields.model_dump()})
     assert old.sender is None
+
+
+def test_every_pool_wallet_is_one_of_our_own(local_chain: LocalChain) -> None:
+    """Never a deposit address or a recipient: the order checks and the preflight both know the
+    whole pool."""
+    from activities.orders import OrderActivities
+
+    config = local_chain.config(pool_size=3)
+    own = OrderActivities({"anvil": config})._own_wallets
+    assert own == {w.lower() for w in POOL_WALLETS[:3]}
+    settings = EngineSettings(chains={"anvil": config})
+    runtime = ChainRuntime(settings=settings, signer=None)
+    assert ChainActivities(runtime).all_hot_wallets() == set(POOL_WALLETS[:3])
