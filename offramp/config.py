@@ -96,6 +96,14 @@ def _singular_to_list(data: dict[str, Any], singular: str, plural: str) -> dict[
     return {**rest, plural: [data[singular]]}
 
 
+def _http_urls(urls: list[str]) -> list[str]:
+    for i, url in enumerate(urls):
+        if not url.startswith(("http://", "https://")):
+            # The URL itself is a secret: say which one, not what it is.
+            raise ValueError(f"rpc_urls[{i}] is not an http(s) URL")
+    return urls
+
+
 def _unique(values: list[str]) -> list[str]:
     lowered = [v.lower() for v in values]
     if len(set(lowered)) != len(lowered):
@@ -113,7 +121,9 @@ class ChainConfig(BaseModel):
 
     chain_id: int = Field(gt=0)
     # RPC URLs often embed API keys: never in a repr, an error, a log line or a history.
-    rpc_urls: Annotated[list[str], AfterValidator(_unique)] = Field(min_length=1, repr=False)
+    rpc_urls: Annotated[list[str], AfterValidator(_unique), AfterValidator(_http_urls)] = Field(
+        min_length=1, repr=False
+    )
     rpc_labels: list[str] | None = Field(
         default=None, description="names of the RPC nodes in messages (default 'rpc #1', ...)"
     )

@@ -199,10 +199,11 @@ class LocalChain:
         return path
 
 
-def prepare_chain(rpc_url: str) -> LocalChain:
+def prepare_chain(rpc_url: str, pool_size: int = 1) -> LocalChain:
+    """Deploy the token (once) and fund the first `pool_size` pool wallets with it."""
     w3 = web3_for(rpc_url)
     token = ensure_token(w3)
-    fund_hot_wallet(w3, token)
+    fund_pool(w3, token, pool_size)
     return LocalChain(rpc_url=rpc_url, chain_id=w3.eth.chain_id, token_address=token)
 
 

@@ -71,6 +71,7 @@ def test_a_pool_and_several_nodes_dump_as_lists() -> None:
         ({"rpc_urls": [SECRET_URL]}, "give rpc_url or rpc_urls, not both"),
         ({"hot_wallets": [HOT_WALLET]}, "give hot_wallet or hot_wallets, not both"),
         ({"rpc_labels": ["a", "b"]}, "rpc_labels has 2 names for 1 rpc_urls"),
+        ({"rpc_url": f"wss://h/v3/{PATH_SECRET}"}, "rpc_urls[0] is not an http(s) URL"),
         ({"finality": "latest"}, "finality"),
         ({"confirmations": 0}, "confirmations"),
     ],
