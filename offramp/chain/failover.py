@@ -185,13 +185,15 @@ class FailoverProvider(AsyncJSONBaseProvider):
         return list(await asyncio.gather(*(one(n) for n in healthy)))
 
     async def chain_ids(self) -> dict[str, int | None]:
-        """Each node's eth_chainId (None: no answer), checked once per node."""
-        results: dict[str, int | None] = {}
-        for node in self.nodes:
+        """Each node's eth_chainId (None: no answer), asked of all nodes at once (each bounded
+        by the request timeout; a hanging node must not hide the others), once per node."""
+
+        async def one(node: RpcNode) -> None:
             with contextlib.suppress(_NodeFailed):
                 await self._check_chain(node)
-            results[node.label] = node.chain_id
-        return results
+
+        await asyncio.gather(*(one(n) for n in self.nodes))
+        return {node.label: node.chain_id for node in self.nodes}
 
     def redact(self, text: str) -> str:
         return scrub(text, self.fragments)

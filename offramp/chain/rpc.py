@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from web3 import AsyncWeb3
 
@@ -110,12 +111,7 @@ class ChainRuntime:
         config = client.config
         client.refusal = self._signer_refusal(client.name, config)
         if client.refusal is None:
-            try:
-                ids = await asyncio.wait_for(
-                    client.provider.chain_ids(), min(config.rpc_timeout_seconds, 10.0)
-                )
-            except TimeoutError:
-                ids = {}
+            ids = await client.provider.chain_ids()
             wrong = {label: i for label, i in ids.items() if i not in (None, config.chain_id)}
             if wrong:
                 label, actual = next(iter(wrong.items()))
@@ -136,8 +132,11 @@ class ChainRuntime:
 
     def redact(self, text: str) -> str:
         """`text` without any part of any configured RPC URL (or any URL at all)."""
-        fragments = secret_fragments(u for c in self.settings.chains.values() for u in c.rpc_urls)
-        return scrub(text, fragments)
+        return scrub(text, self._fragments)
+
+    @cached_property
+    def _fragments(self) -> list[str]:
+        return secret_fragments(u for c in self.settings.chains.values() for u in c.rpc_urls)
 
     async def served(self, name: str) -> ChainClient | str:
         """The client of a chain this worker serves, or the reason it does not."""
