@@ -7,12 +7,15 @@ carry transaction fields and hashes, never a key.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import random
 import time
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from eth_typing import HexStr
 from eth_utils.address import to_checksum_address
@@ -29,6 +32,7 @@ from offramp.chain import fees
 from offramp.chain.addresses import InvalidAddress, checksum, validate_recipient
 from offramp.chain.amounts import exact_base_units
 from offramp.chain.broadcast_errors import classify_broadcast_error
+from offramp.chain.failover import NodeAnswer, rpc_error_message, rpc_result
 from offramp.chain.models import (
     AwaitInput,
     AwaitKind,
@@ -52,9 +56,11 @@ from offramp.chain.models import (
     TxFields,
     TxTemplate,
     WalletNonces,
+    WalletNoncesInput,
     WorkflowClosedInput,
     hot_wallet_workflow_id,
 )
+from offramp.chain.pool import WalletFunds, choose_wallet, headroom
 from offramp.chain.rpc import (
     TRANSFER_TOPIC,
     ChainClient,
@@ -74,6 +80,59 @@ from workflows.hot_wallet import (
 )
 
 log = logging.getLogger("offramp.activities.chain")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# What a broadcast means when nodes disagree: one that took it wins; then the refusal that says
+# most about the nonce ("nonce too low": used, by us or another; never a reason to fail over).
+_BROADCAST_PRECEDENCE = (
+    BroadcastKind.SENT,
+    BroadcastKind.ALREADY_KNOWN,
+    BroadcastKind.NONCE_TOO_LOW,
+    BroadcastKind.UNDERPRICED,
+    BroadcastKind.INSUFFICIENT_FUNDS,
+    BroadcastKind.FEE_BELOW_BASE,
+)
+
+
+def _answer_summary(answer: NodeAnswer) -> str:
+    if answer.failure is not None:
+        return answer.failure
+    return "accepted" if isinstance(rpc_result(answer), str) else "refused"
+
+
+def _redacted(
+    fn: Callable[Concatenate[ChainActivities, P], Awaitable[R]],
+) -> Callable[Concatenate[ChainActivities, P], Awaitable[R]]:
+    """No RPC URL (or part of one) leaves an activity: every failure message is scrubbed, and an
+    unexpected exception becomes an ApplicationError of its type name with no chained cause
+    (Temporal records causes and tracebacks in history)."""
+
+    @functools.wraps(fn)
+    async def wrapper(self: ChainActivities, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await fn(self, *args, **kwargs)
+        except asyncio.CancelledError:
+            raise
+        except ApplicationError as exc:
+            clean = self.runtime.redact(exc.message)
+            if clean == exc.message and exc.__cause__ is None:
+                raise
+            raise ApplicationError(
+                clean,
+                type=exc.type,
+                non_retryable=exc.non_retryable,
+                next_retry_delay=exc.next_retry_delay,
+                category=exc.category,
+            ) from None
+        except Exception as exc:
+            raise ApplicationError(
+                self.runtime.redact(f"{type(exc).__name__}: {exc}"), type=type(exc).__name__
+            ) from None
+
+    return wrapper
+
 
 NATIVE_TRANSFER_GAS = 21_000
 _UNKNOWN_POLLS_FOR_DROP = 3
@@ -148,7 +207,8 @@ class ChainActivities:
         return served
 
     def all_hot_wallets(self) -> set[str]:
-        return {c.hot_wallet for c in self.runtime.settings.chains.values()}
+        """Every pool wallet of every chain: never a recipient."""
+        return {w for c in self.runtime.settings.chains.values() for w in c.hot_wallets}
 
     async def _quote(self, client: ChainClient) -> tuple[int, fees.Fees]:
         block = await client.w3.eth.get_block("latest")
@@ -157,6 +217,7 @@ class ChainActivities:
         return base_fee, fees.quote(base_fee, tip, client.config.max_fee_per_gas_cap_wei)
 
     @activity.defn(name="payment_preflight")
+    @_redacted
     async def payment_preflight(self, request: PaymentRequest) -> PreflightResult:
         """Every check that can refuse a payment, before any nonce is taken."""
         config = self.runtime.settings.chain(request.chain)
@@ -166,7 +227,7 @@ class ChainActivities:
             )
         # Earlier runs of this payment (a retried child) may have signed: then no refusal may
         # end it, since a transaction may exist. A refusal becomes a retryable error instead.
-        previous = await self._previous_attempts(config, request.payment_id)
+        previous_wallet, previous = await self._previous_in_pool(config, request.payment_id)
 
         def refuse(code: RejectionCode, reason: str) -> PreflightResult:
             if previous:
@@ -215,8 +276,6 @@ class ChainActivities:
         except InvalidAddress as exc:
             return refuse(RejectionCode.INVALID_RECIPIENT, f"recipient: {exc}")
 
-        w3 = client.w3
-        hot = config.hot_wallet
         if asset.address is None:
             to, value, data = recipient, base, "0x"
         else:
@@ -233,7 +292,9 @@ class ChainActivities:
                 )
             template = TxTemplate(to=last.to, value=last.value, data=last.data, gas=last.gas)
             return PreflightResult(
-                accepted=self._accepted(config, asset, recipient, base, template, previous)
+                accepted=self._accepted(
+                    config, previous_wallet, asset, recipient, base, template, previous
+                )
             )
         base_fee, quote = await self._quote(client)
         if base_fee > config.max_fee_per_gas_cap_wei:
@@ -242,34 +303,39 @@ class ChainActivities:
                 f"the base fee {base_fee} wei exceeds the fee cap "
                 f"{config.max_fee_per_gas_cap_wei} wei",
             )
-        native_balance = int(await w3.eth.get_balance(to_checksum_address(hot)))
-        if asset.address is None:
-            if native_balance < value:
-                return _reject(
-                    RejectionCode.INSUFFICIENT_BALANCE,
-                    f"insufficient balance: the hot wallet holds {native_balance} wei, "
-                    f"the payment needs {value} wei plus gas",
-                )
-        else:
-            assert asset.address is not None
-            raw = await w3.eth.call(
-                {"to": to_checksum_address(asset.address), "data": HexStr(encode_balance_of(hot))}
+        template = TxTemplate(to=to, value=value, data=data, gas=NATIVE_TRANSFER_GAS)
+        return await self._admit(request, client, asset, recipient, base, template, quote)
+
+    async def _pool_funds(self, client: ChainClient, asset: AssetConfig) -> list[WalletFunds]:
+        """Native and asset balance of every pool wallet (read concurrently)."""
+
+        async def funds(wallet: str) -> WalletFunds:
+            native = int(await client.w3.eth.get_balance(to_checksum_address(wallet)))
+            if asset.address is None:
+                return WalletFunds(wallet, native, native)
+            raw = await client.w3.eth.call(
+                {
+                    "to": to_checksum_address(asset.address),
+                    "data": HexStr(encode_balance_of(wallet)),
+                }
             )
-            token_balance = int.from_bytes(bytes(raw), "big") if raw else 0
-            if token_balance < base:
-                return _reject(
-                    RejectionCode.INSUFFICIENT_BALANCE,
-                    f"insufficient balance: the hot wallet holds {token_balance} base units of "
-                    f"{asset.symbol}, the payment needs {base}",
-                )
+            return WalletFunds(wallet, native, int.from_bytes(bytes(raw), "big") if raw else 0)
+
+        return list(await asyncio.gather(*(funds(w) for w in client.config.hot_wallets)))
+
+    async def _estimate_gas(
+        self, client: ChainClient, sender: str, template: TxTemplate
+    ) -> int | PreflightResult:
+        """Gas for the transfer from `sender` (native sends too: a deposit address may be a
+        contract), with a 25% margin unless it is a plain 21,000 transfer; or the rejection."""
         try:
             estimate = int(
-                await w3.eth.estimate_gas(
+                await client.w3.eth.estimate_gas(
                     {
-                        "from": to_checksum_address(hot),
-                        "to": to_checksum_address(to),
-                        "value": value,  # type: ignore[typeddict-item]
-                        "data": HexStr(data),
+                        "from": to_checksum_address(sender),
+                        "to": to_checksum_address(template.to),
+                        "value": template.value,  # type: ignore[typeddict-item]
+                        "data": HexStr(template.data),
                     }
                 )
             )
@@ -279,7 +345,7 @@ class ChainActivities:
                 f"the transfer would revert: {exc.message or 'execution reverted'}",
             )
         except Web3RPCError as exc:
-            message = _rpc_message(exc)
+            message = client.provider.redact(_rpc_message(exc))
             if "insufficient funds" in message.lower():
                 return _reject(
                     RejectionCode.INSUFFICIENT_BALANCE, f"insufficient balance: {message}"
@@ -287,19 +353,56 @@ class ChainActivities:
             if "revert" in message.lower():
                 return _reject(RejectionCode.WOULD_REVERT, f"the transfer would revert: {message}")
             raise
-        gas = estimate if estimate == NATIVE_TRANSFER_GAS else -(-estimate * 125 // 100)
-        if native_balance < value + gas * quote.max_fee_per_gas:
+        return estimate if estimate == NATIVE_TRANSFER_GAS else -(-estimate * 125 // 100)
+
+    async def _admit(
+        self,
+        request: PaymentRequest,
+        client: ChainClient,
+        asset: AssetConfig,
+        recipient: str,
+        base: int,
+        template: TxTemplate,
+        quote: fees.Fees,
+    ) -> PreflightResult:
+        """Pick the pool wallet that pays (see offramp.chain.pool), or refuse for funds."""
+        native = asset.address is None
+        pool = await self._pool_funds(client, asset)
+        unit = "wei" if native else f"base units of {asset.symbol}"
+        covering = [
+            f for f in pool if headroom(f, amount=base, native=native, gas_cost_wei=0) is not None
+        ]
+        if not covering:
+            richest = max(f.asset_base_units for f in pool)
             return _reject(
                 RejectionCode.INSUFFICIENT_BALANCE,
-                f"insufficient balance: the hot wallet holds {native_balance} wei, the payment "
-                f"needs {value + gas * quote.max_fee_per_gas} wei including gas",
+                f"insufficient balance: the best-funded hot wallet holds {richest} {unit}, "
+                f"the payment needs {base}" + (" plus gas" if native else ""),
             )
-        template = TxTemplate(to=to, value=value, data=data, gas=gas)
-        return PreflightResult(accepted=self._accepted(config, asset, recipient, base, template))
+        probe = max(covering, key=lambda f: f.asset_base_units)
+        gas = await self._estimate_gas(client, probe.address, template)
+        if isinstance(gas, PreflightResult):
+            return gas
+        gas_cost = gas * quote.max_fee_per_gas
+        chosen = choose_wallet(
+            request.payment_id, pool, amount=base, native=native, gas_cost_wei=gas_cost
+        )
+        if chosen is None:
+            richest_native = max(f.native_wei for f in pool)
+            return _reject(
+                RejectionCode.INSUFFICIENT_BALANCE,
+                f"insufficient balance: the best-funded hot wallet holds {richest_native} wei, "
+                f"the payment needs {(base if native else 0) + gas_cost} wei including gas",
+            )
+        template = template.model_copy(update={"gas": gas})
+        return PreflightResult(
+            accepted=self._accepted(client.config, chosen.address, asset, recipient, base, template)
+        )
 
     @staticmethod
     def _accepted(
         config: ChainConfig,
+        wallet: str,
         asset: AssetConfig,
         recipient: str,
         base: int,
@@ -309,9 +412,9 @@ class ChainActivities:
         daily_cap = to_base_units(asset.daily_cap, asset.decimals)
         return PreflightAccepted(
             chain_id=config.chain_id,
-            hot_wallet=config.hot_wallet,
+            hot_wallet=wallet,
             hot_wallet_workflow_id=hot_wallet_workflow_id(
-                config.chain_id, config.hot_wallet, config.wallet_entity_suffix
+                config.chain_id, wallet, config.wallet_entity_suffix
             ),
             recipient=recipient,
             asset=asset.symbol,
@@ -323,6 +426,18 @@ class ChainActivities:
             tuning=tuning_of(config),
             resume_attempts=resume or [],
         )
+
+    async def _previous_in_pool(
+        self, config: ChainConfig, payment_id: str
+    ) -> tuple[str, list[TxAttempt]]:
+        """The pool wallet an earlier run of this payment signed with, and what it signed
+        (asks each wallet's entity through `_previous_attempts`; first wallet if none)."""
+        for wallet in config.hot_wallets:
+            one_wallet = config.model_copy(update={"hot_wallets": [wallet]})
+            attempts = await self._previous_attempts(one_wallet, payment_id)
+            if attempts:
+                return wallet, attempts
+        return config.hot_wallet, []
 
     async def _previous_attempts(self, config: ChainConfig, payment_id: str) -> list[TxAttempt]:
         """What an earlier run of this payment signed, as the hot wallet recorded it."""
@@ -391,6 +506,7 @@ class ChainActivities:
         return NonceReserveOutcome(nonce=result.nonce)
 
     @activity.defn(name="quote_fees")
+    @_redacted
     async def quote_fees(self, chain: str) -> FeeQuote:
         client = await self._client(chain)
         base_fee, quote = await self._quote(client)
@@ -401,42 +517,132 @@ class ChainActivities:
         )
 
     @activity.defn(name="read_wallet_nonces")
-    async def read_wallet_nonces(self, chain: str) -> WalletNonces:
+    @_redacted
+    async def read_wallet_nonces(self, inp: str | WalletNoncesInput) -> WalletNonces:
+        """The wallet's latest and pending nonce: the highest answer of the healthy nodes (a
+        lagging node must never lower what the hot wallet hands out). A bare chain name (older
+        callers) reads the chain's first wallet."""
+        chain, address = (inp, None) if isinstance(inp, str) else (inp.chain, inp.address)
         client = await self._client(chain)
-        address = to_checksum_address(client.config.hot_wallet)
-        latest = await client.w3.eth.get_transaction_count(address, "latest")
-        pending = await client.w3.eth.get_transaction_count(address, "pending")
-        return WalletNonces(latest=int(latest), pending=int(pending))
+        wallet = address or self._calling_wallet(client.config)
+        if not client.config.owns(wallet):
+            raise ApplicationError(
+                f"{wallet} is not a hot wallet of chain {chain!r}",
+                type="NotOurWallet",
+                non_retryable=True,
+            )
+        latest, pending = await asyncio.gather(
+            self._highest_nonce(client, wallet, "latest"),
+            self._highest_nonce(client, wallet, "pending"),
+        )
+        return WalletNonces(latest=latest, pending=max(pending, latest))
 
-    def _sign(self, client: ChainClient, chain: str, fields: TxFields) -> SignedTx:
+    @staticmethod
+    def _calling_wallet(config: ChainConfig) -> str:
+        """For a bare chain name: the pool wallet whose hot-wallet entity is asking (entities
+        started before `WalletNoncesInput` existed pass only the chain), else the first."""
+        caller = activity.info().workflow_id
+        for wallet in config.hot_wallets:
+            if caller == hot_wallet_workflow_id(
+                config.chain_id, wallet, config.wallet_entity_suffix
+            ):
+                return wallet
+        return config.hot_wallet
+
+    @staticmethod
+    async def _highest_nonce(client: ChainClient, wallet: str, block: str) -> int:
+        answers = await client.provider.fan_out(
+            "eth_getTransactionCount", [to_checksum_address(wallet), block]
+        )
+        counts = []
+        for answer in answers:
+            result = rpc_result(answer)
+            if isinstance(result, str):
+                with contextlib.suppress(ValueError):
+                    counts.append(int(result, 16))
+        if not counts:
+            raise ApplicationError(
+                f"no RPC node of chain {client.name!r} answered eth_getTransactionCount: "
+                + "; ".join(f"{a.label}: {a.failure or rpc_error_message(a)}" for a in answers),
+                type="ChainUnavailable",
+            )
+        return max(counts)
+
+    def _sign(
+        self, client: ChainClient, chain: str, fields: TxFields, sender: str | None
+    ) -> SignedTx:
+        """Sign with the key of the tx's sender (a pool wallet; None: the chain's first)."""
         signer = self.runtime.signer
-        if signer is None or signer.address.lower() != client.config.hot_wallet.lower():
-            raise ApplicationError("this worker has no signer for the hot wallet", type="NoSigner")
+        wallet = sender or client.config.hot_wallet
+        if not client.config.owns(wallet):
+            raise ApplicationError(
+                f"{wallet} is not a hot wallet of chain {chain!r}", type="NotOurWallet"
+            )
+        if signer is None or not signer.holds(wallet):
+            raise ApplicationError(
+                f"this worker has no signer for the hot wallet {wallet}", type="NoSigner"
+            )
         if fields.chain_id != client.config.chain_id:
             raise ApplicationError(
                 f"tx chain id {fields.chain_id} is not chain {chain!r}", type="WrongChain"
             )
-        return signer.sign(fields)
+        return signer.sign(fields, wallet)
 
     @activity.defn(name="sign_and_broadcast")
+    @_redacted
     async def sign_and_broadcast(self, inp: BroadcastInput) -> BroadcastResult:
-        """Sign the fixed fields (same bytes and hash on every retry) and send them."""
+        """Sign the fixed fields with the sender's key (same bytes and hash on every retry) and
+        send them to every healthy node: one accepting (or knowing) them is enough."""
         client = await self._client(inp.chain)
-        signed = self._sign(client, inp.chain, inp.fields)
-        try:
-            await client.w3.eth.send_raw_transaction(signed.raw_transaction)
-        except Web3RPCError as exc:
-            message = _rpc_message(exc)
+        sender = inp.sender or client.config.hot_wallet
+        signed = self._sign(client, inp.chain, inp.fields, sender)
+        answers = await client.provider.fan_out(
+            "eth_sendRawTransaction", [HexBytes(signed.raw_transaction).to_0x_hex()]
+        )
+        kind, message = self._broadcast_verdict(client, answers)
+        log.info(
+            "broadcast %s nonce %s from %s: %s (%s)",
+            signed.tx_hash,
+            inp.fields.nonce,
+            sender,
+            kind.value,
+            "; ".join(f"{a.label}: {_answer_summary(a)}" for a in answers),
+        )
+        return BroadcastResult(tx_hash=signed.tx_hash, kind=kind, message=message)
+
+    @staticmethod
+    def _broadcast_verdict(
+        client: ChainClient, answers: list[NodeAnswer]
+    ) -> tuple[BroadcastKind, str]:
+        """One verdict from every node's answer: accepted by any > known to any > the most
+        telling refusal; an unknown refusal or no answer at all is retried (same bytes)."""
+        kinds: dict[BroadcastKind, str] = {}
+        unknown: list[str] = []
+        for answer in answers:
+            if isinstance(rpc_result(answer), str):
+                kinds.setdefault(BroadcastKind.SENT, "")
+                continue
+            message = rpc_error_message(answer)
+            if message is None:
+                continue
+            message = client.provider.redact(message)
             kind = classify_broadcast_error(message)
             if kind is None:
-                # Unknown refusal or outcome: retry the same bytes later.
-                raise ApplicationError(
-                    f"the node refused the transaction: {message}", type="BroadcastRefused"
-                ) from None
-            log.info("broadcast %s nonce %s: %s", signed.tx_hash, inp.fields.nonce, kind.value)
-            return BroadcastResult(tx_hash=signed.tx_hash, kind=kind, message=message)
-        log.info("broadcast %s nonce %s", signed.tx_hash, inp.fields.nonce)
-        return BroadcastResult(tx_hash=signed.tx_hash, kind=BroadcastKind.SENT)
+                unknown.append(f"{answer.label}: {message}")
+            else:
+                kinds.setdefault(kind, message)
+        for kind in _BROADCAST_PRECEDENCE:
+            if kind in kinds:
+                return kind, kinds[kind]
+        if unknown:
+            raise ApplicationError(
+                "the node refused the transaction: " + "; ".join(unknown), type="BroadcastRefused"
+            )
+        raise ApplicationError(
+            f"no RPC node of chain {client.name!r} answered eth_sendRawTransaction: "
+            + "; ".join(f"{a.label}: {a.failure}" for a in answers),
+            type="ChainUnavailable",
+        )
 
     async def _receipt(self, client: ChainClient, tx_hash: str) -> Any | None:
         try:
@@ -490,7 +696,19 @@ class ChainActivities:
             f"found {matches}"
         )
 
+    @staticmethod
+    async def _final(client: ChainClient, number: int) -> bool:
+        """Whether block `number` is at or below the node's `safe`/`finalized` block, when the
+        chain is configured to wait for that tag (read from the worker's config, so payments
+        already waiting get it too); always true for `depth`."""
+        tag = client.config.finality
+        if tag == "depth":
+            return True
+        tagged = await client.w3.eth.get_block(tag)
+        return int(tagged["number"]) >= number
+
     @activity.defn(name="await_transaction")
+    @_redacted
     async def await_transaction(self, inp: AwaitInput) -> AwaitResult:
         """Wait (heartbeating) until one of our hashes for the nonce has the confirmations on the
         canonical chain, or something needs the workflow: stuck, dropped, reorged, conflict."""
@@ -508,7 +726,7 @@ class ChainActivities:
                 seen_receipt = True
                 number = int(receipt["blockNumber"])
                 head = int(await w3.eth.block_number)
-                if head - number + 1 >= inp.confirmations:
+                if head - number + 1 >= inp.confirmations and await self._final(client, number):
                     block = await w3.eth.get_block(number)
                     if HexBytes(block["hash"]) == HexBytes(receipt["blockHash"]):
                         result = AwaitResult(
@@ -570,7 +788,7 @@ class ChainActivities:
         now = time.monotonic()
         if last is not None and now - last < (inp.resend_every_seconds or 0):
             return last
-        signed = self._sign(client, inp.chain, inp.resend)
+        signed = self._sign(client, inp.chain, inp.resend, inp.sender)
         if signed.tx_hash not in inp.tx_hashes:
             raise ApplicationError(
                 f"re-send of nonce {inp.nonce}: {signed.tx_hash} is not one of the payment's "
@@ -578,11 +796,15 @@ class ChainActivities:
                 type="ResendMismatch",
                 non_retryable=True,
             )
-        try:
-            await client.w3.eth.send_raw_transaction(signed.raw_transaction)
-            log.info("re-sent %s nonce %s", signed.tx_hash, inp.nonce)
-        except Web3RPCError as exc:
-            log.info("re-send %s nonce %s: %s", signed.tx_hash, inp.nonce, _rpc_message(exc))
+        answers = await client.provider.fan_out(
+            "eth_sendRawTransaction", [HexBytes(signed.raw_transaction).to_0x_hex()]
+        )
+        log.info(
+            "re-sent %s nonce %s: %s",
+            signed.tx_hash,
+            inp.nonce,
+            "; ".join(f"{a.label}: {_answer_summary(a)}" for a in answers),
+        )
         return now
 
     @activity.defn(name="workflow_closed")

@@ -33,7 +33,9 @@ class OrderActivities:
     def __init__(self, chains: Mapping[str, ChainConfig]) -> None:
         self._chains = dict(chains)
         # Every hot wallet we control, on any chain: never a deposit address.
-        self._own_wallets = frozenset(c.hot_wallet.lower() for c in self._chains.values())
+        self._own_wallets = frozenset(
+            w.lower() for c in self._chains.values() for w in c.hot_wallets
+        )
 
     def all(self) -> list[Callable[..., Any]]:
         return [self.check_sell_order, self.payment_outcome]

@@ -19,7 +19,9 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    SerializerFunctionWrapHandler,
     ValidationError,
+    model_serializer,
     model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
@@ -61,15 +63,80 @@ class AssetConfig(BaseModel):
         return self.address is None
 
 
+# Confirmation depth per known chain id when `confirmations` is not configured (see README,
+# "Finality"). L1s reorg rarely past a few blocks; OP-stack/Arbitrum heads are the sequencer's
+# (deeper for a batch reorg); Polygon PoS had reorgs of dozens of blocks before milestones.
+DEFAULT_CONFIRMATIONS: dict[int, int] = {
+    1: 12,  # Ethereum mainnet
+    11155111: 12,  # Sepolia
+    17000: 12,  # Holesky
+    10: 10,  # Optimism
+    8453: 10,  # Base
+    84532: 10,  # Base Sepolia
+    42161: 20,  # Arbitrum One (0.25 s blocks)
+    137: 64,  # Polygon PoS
+    56: 15,  # BNB Smart Chain
+    100: 12,  # Gnosis
+    43114: 1,  # Avalanche C-Chain (single-slot finality)
+    59144: 10,  # Linea
+    31337: 1,  # the local anvil chain
+}
+UNKNOWN_CHAIN_CONFIRMATIONS = 12
+
+Finality = Literal["depth", "safe", "finalized"]
+
+
+def default_confirmations(chain_id: int) -> int:
+    return DEFAULT_CONFIRMATIONS.get(chain_id, UNKNOWN_CHAIN_CONFIRMATIONS)
+
+
+def _singular_to_list(data: dict[str, Any], singular: str, plural: str) -> dict[str, Any]:
+    """Accept the one-value key of older configurations as a one-element list."""
+    if singular not in data:
+        return data
+    if plural in data:
+        raise ValueError(f"give {singular} or {plural}, not both")
+    rest = {k: v for k, v in data.items() if k != singular}
+    return {**rest, plural: [data[singular]]}
+
+
+def _http_urls(urls: list[str]) -> list[str]:
+    for i, url in enumerate(urls):
+        if not url.startswith(("http://", "https://")):
+            # The URL itself is a secret: say which one, not what it is.
+            raise ValueError(f"rpc_urls[{i}] is not an http(s) URL")
+    return urls
+
+
+def _unique(values: list[str]) -> list[str]:
+    lowered = [v.lower() for v in values]
+    if len(set(lowered)) != len(lowered):
+        raise ValueError("duplicate entries")
+    return values
+
+
 class ChainConfig(BaseModel):
-    """An EVM chain, keyed in `EngineSettings.chains` by the provider's lower-case chain name."""
+    """An EVM chain, keyed in `EngineSettings.chains` by the provider's lower-case chain name.
+
+    `rpc_url` / `hot_wallet` (one each) are still accepted and become one-element lists; a config
+    with one of each dumps in that older form too, so older workers read newer files."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     chain_id: int = Field(gt=0)
-    rpc_url: str
-    confirmations: int = Field(default=1, ge=1)
-    hot_wallet: Address
+    # RPC URLs often embed API keys: never in a repr, an error, a log line or a history.
+    rpc_urls: Annotated[list[str], AfterValidator(_unique), AfterValidator(_http_urls)] = Field(
+        min_length=1, repr=False
+    )
+    rpc_labels: list[str] | None = Field(
+        default=None, description="names of the RPC nodes in messages (default 'rpc #1', ...)"
+    )
+    confirmations: int = Field(ge=1, description="default per known chain id")
+    finality: Finality = Field(
+        default="depth",
+        description="depth: `confirmations` blocks; safe/finalized: also the node's block tag",
+    )
+    hot_wallets: Annotated[list[Address], AfterValidator(_unique)] = Field(min_length=1)
     max_fee_per_gas_cap_wei: int = Field(gt=0, description="stop bumping fees above this")
     assets: dict[str, AssetConfig]
 
@@ -82,6 +149,14 @@ class ChainConfig(BaseModel):
     rpc_timeout_seconds: float = Field(
         default=30.0, gt=0, description="time limit of one RPC activity (e.g. sign-and-broadcast)"
     )
+    rpc_request_timeout_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="one HTTP request to one node; default: the activity's limit shared by nodes",
+    )
+    rpc_cooldown_seconds: float = Field(
+        default=30.0, ge=0, description="a node that failed is tried last for this long"
+    )
     reservation_timeout_seconds: float = Field(
         default=300.0,
         gt=0,
@@ -93,6 +168,17 @@ class ChainConfig(BaseModel):
         description="tests only: separates hot-wallet entities of chains sharing a chain id",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _older_keys_and_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = _singular_to_list(data, "rpc_url", "rpc_urls")
+        data = _singular_to_list(data, "hot_wallet", "hot_wallets")
+        if data.get("confirmations") is None and isinstance(data.get("chain_id"), int):
+            data = {**data, "confirmations": default_confirmations(data["chain_id"])}
+        return data
+
     @model_validator(mode="after")
     def _one_native(self) -> ChainConfig:
         natives = [a.symbol for a in self.assets.values() if a.is_native]
@@ -101,7 +187,38 @@ class ChainConfig(BaseModel):
         for key, asset in self.assets.items():
             if key != asset.symbol:
                 raise ValueError(f"asset key {key!r} differs from its symbol {asset.symbol!r}")
+        if self.rpc_labels is not None and len(self.rpc_labels) != len(self.rpc_urls):
+            raise ValueError(
+                f"rpc_labels has {len(self.rpc_labels)} names for {len(self.rpc_urls)} rpc_urls"
+            )
         return self
+
+    @model_serializer(mode="wrap")
+    def _dump_older_keys(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if len(self.rpc_urls) == 1 and "rpc_urls" in data:
+            data["rpc_url"] = data.pop("rpc_urls")[0]
+        if len(self.hot_wallets) == 1 and "hot_wallets" in data:
+            data["hot_wallet"] = data.pop("hot_wallets")[0]
+        return data
+
+    @property
+    def hot_wallet(self) -> str:
+        """The pool's first wallet: the sender of payments signed before pools existed."""
+        return self.hot_wallets[0]
+
+    @property
+    def rpc_url(self) -> str:
+        return self.rpc_urls[0]
+
+    def rpc_label(self, index: int) -> str:
+        """How messages name node `index` (never by URL)."""
+        if self.rpc_labels is not None:
+            return self.rpc_labels[index]
+        return f"rpc #{index + 1}"
+
+    def owns(self, address: str) -> bool:
+        return address.lower() in {w.lower() for w in self.hot_wallets}
 
 
 class EngineSettings(BaseSettings):
@@ -115,9 +232,14 @@ class EngineSettings(BaseSettings):
     chains: dict[str, ChainConfig] = Field(default_factory=dict)
     chains_file: Path | None = None
 
-    # The hot wallet's key: either inline (development) or an eth-account encrypted keystore.
+    # The hot wallets' keys: inline (development) or eth-account encrypted keystores. The signer
+    # holds the union; each key signs for its own address only.
     hot_wallet_private_key: SecretStr | None = None
+    hot_wallet_private_keys: SecretStr | None = Field(default=None, description="comma-separated")
     hot_wallet_keystore_file: Path | None = None
+    hot_wallet_keystore_files: str | None = Field(
+        default=None, description="comma-separated paths, all with the one password file"
+    )
     hot_wallet_keystore_password_file: Path | None = None
 
     # Kado order-status API.
@@ -149,9 +271,10 @@ class EngineSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _keystore_complete(self) -> EngineSettings:
-        if self.hot_wallet_keystore_file and not self.hot_wallet_keystore_password_file:
+        keystores = self.hot_wallet_keystore_file or self.hot_wallet_keystore_files
+        if keystores and not self.hot_wallet_keystore_password_file:
             raise ValueError(
-                "hot_wallet_keystore_password_file is required with hot_wallet_keystore_file"
+                "hot_wallet_keystore_password_file is required with hot_wallet_keystore_file(s)"
             )
         return self
 

@@ -171,7 +171,7 @@ class _Sender:
         # The activity's input (every field) is in history before anything is signed.
         result: BroadcastResult = await workflow.execute_activity(
             "sign_and_broadcast",
-            BroadcastInput(chain=self.chain, fields=fields),
+            BroadcastInput(chain=self.chain, fields=fields, sender=self.sender),
             result_type=BroadcastResult,
             start_to_close_timeout=timedelta(seconds=self.tuning.rpc_timeout_seconds),
             retry_policy=_RPC_RETRY,

@@ -280,6 +280,18 @@ class BroadcastKind(StrEnum):
 class BroadcastInput(_Model):
     chain: str
     fields: TxFields
+    sender: str | None = Field(
+        default=None,
+        description="the pool wallet whose key signs; None (histories before pools): the "
+        "chain's first wallet",
+    )
+
+
+class WalletNoncesInput(_Model):
+    """`read_wallet_nonces` for one pool wallet (a bare chain name reads the first wallet's)."""
+
+    chain: str
+    address: str
 
 
 class BroadcastResult(_Model):

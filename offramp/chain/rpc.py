@@ -1,8 +1,10 @@
 """Per-chain async web3 clients and the worker's chain runtime (clients + signer).
 
-At start every configured chain's `eth_chainId` is compared with its configuration; a chain that
-differs (or whose hot wallet the signer cannot sign for) is refused: never served, with a reason
-naming the chain. A chain whose RPC is unreachable at start is checked again on first use.
+At start every configured chain's `eth_chainId` is compared with its configuration (on each of
+its RPC nodes); a chain that differs (or with a pool wallet the signer holds no key for) is
+refused: never served, with a reason naming the chain (and the node by label, the wallet by
+address; never a URL or a key). A chain whose RPC is unreachable at start is checked again on
+first use. Every chain talks to its nodes through `offramp.chain.failover.FailoverProvider`.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from web3 import AsyncWeb3
-from web3.providers import AsyncHTTPProvider
 
+from offramp.chain.failover import FailoverProvider
+from offramp.chain.redact import scrub, secret_fragments
 from offramp.chain.signer import Signer
 from offramp.config import ChainConfig, EngineSettings
 
@@ -41,19 +45,31 @@ class ChainUnavailable(RuntimeError):
 class ChainClient:
     name: str
     config: ChainConfig
-    w3: AsyncWeb3[AsyncHTTPProvider]
+    w3: AsyncWeb3[FailoverProvider]
     verified: bool = False
     refusal: str | None = None
 
+    @property
+    def provider(self) -> FailoverProvider:
+        return self.w3.provider
 
-def make_web3(config: ChainConfig) -> AsyncWeb3[AsyncHTTPProvider]:
-    # No provider-level retry: a resent eth_sendRawTransaction would come back as "already known";
-    # retries are Temporal's, with the same bytes.
-    provider = AsyncHTTPProvider(
-        config.rpc_url,
-        # Below the activity's own time limit, so a slow node fails the call, not the attempt.
-        request_kwargs={"timeout": max(1.0, min(config.rpc_timeout_seconds * 0.8, 30.0))},
-        exception_retry_configuration=None,
+
+def request_timeout(config: ChainConfig) -> float:
+    """One HTTP request to one node: by default the nodes share 80% of the activity's limit, so a
+    slow node fails over (and a slow chain fails the call, not the attempt)."""
+    if config.rpc_request_timeout_seconds is not None:
+        return config.rpc_request_timeout_seconds
+    share = config.rpc_timeout_seconds * 0.8 / len(config.rpc_urls)
+    return max(1.0, min(share, 30.0))
+
+
+def make_web3(config: ChainConfig) -> AsyncWeb3[FailoverProvider]:
+    provider = FailoverProvider(
+        list(config.rpc_urls),
+        [config.rpc_label(i) for i in range(len(config.rpc_urls))],
+        chain_id=config.chain_id,
+        request_timeout=request_timeout(config),
+        cooldown=config.rpc_cooldown_seconds,
     )
     return AsyncWeb3(provider)
 
@@ -72,43 +88,55 @@ class ChainRuntime:
         await asyncio.gather(*(runtime.verify(c) for c in runtime.clients.values()))
         return runtime
 
+    def _signer_refusal(self, name: str, config: ChainConfig) -> str | None:
+        if self.signer is None:
+            return (
+                f"chain {name!r}: no hot wallet signer is configured "
+                "(OFFRAMP_HOT_WALLET_PRIVATE_KEY(S) or a keystore): refusing to serve it"
+            )
+        missing = [w for w in config.hot_wallets if not self.signer.holds(w)]
+        if missing:
+            return (
+                f"chain {name!r}: the signer holds no key for hot wallet {missing[0]} "
+                f"(not the configured hot wallet's key; {len(missing)} of "
+                f"{len(config.hot_wallets)} pool wallets without a key): refusing to serve it"
+            )
+        return None
+
     async def verify(self, client: ChainClient) -> None:
-        """Check the chain id and the signer; record a refusal (and log it) if they differ."""
+        """Check the signer and each node's chain id; record a refusal (and log it) if they
+        differ. Nodes that do not answer yet are checked before their first use."""
         if client.verified or client.refusal:
             return
         config = client.config
-        if self.signer is None:
-            client.refusal = (
-                f"chain {client.name!r}: no hot wallet signer is configured "
-                "(OFFRAMP_HOT_WALLET_PRIVATE_KEY or a keystore): refusing to serve it"
-            )
-        elif self.signer.address.lower() != config.hot_wallet.lower():
-            client.refusal = (
-                f"chain {client.name!r}: the signer's address {self.signer.address} is not the "
-                f"configured hot wallet {config.hot_wallet}: refusing to serve it"
-            )
-        else:
-            try:
-                actual = await asyncio.wait_for(
-                    client.w3.eth.chain_id, min(config.rpc_timeout_seconds, 5.0)
-                )
-            except Exception as exc:  # unreachable: check again on first use
-                log.warning(
-                    "chain %r: cannot read eth_chainId yet (%s); will check on first use",
-                    client.name,
-                    type(exc).__name__,
-                )
-                return
-            if actual != config.chain_id:
+        client.refusal = self._signer_refusal(client.name, config)
+        if client.refusal is None:
+            ids = await client.provider.chain_ids()
+            wrong = {label: i for label, i in ids.items() if i not in (None, config.chain_id)}
+            if wrong:
+                label, actual = next(iter(wrong.items()))
                 client.refusal = (
-                    f"chain {client.name!r}: the RPC's eth_chainId is {actual}, the configuration "
-                    f"says {config.chain_id}: refusing to serve it"
+                    f"chain {client.name!r}: the RPC's eth_chainId is {actual} ({label}), the "
+                    f"configuration says {config.chain_id}: refusing to serve it"
                 )
-            else:
+            elif config.chain_id in ids.values():
                 client.verified = True
-                log.info("chain %r: eth_chainId %s verified", client.name, actual)
+                log.info("chain %r: eth_chainId %s verified", client.name, config.chain_id)
+                return
+            else:  # unreachable: check again on first use
+                log.warning(
+                    "chain %r: cannot read eth_chainId yet; will check on first use", client.name
+                )
                 return
         log.error("%s", client.refusal)
+
+    def redact(self, text: str) -> str:
+        """`text` without any part of any configured RPC URL (or any URL at all)."""
+        return scrub(text, self._fragments)
+
+    @cached_property
+    def _fragments(self) -> list[str]:
+        return secret_fragments(u for c in self.settings.chains.values() for u in c.rpc_urls)
 
     async def served(self, name: str) -> ChainClient | str:
         """The client of a chain this worker serves, or the reason it does not."""
@@ -124,9 +152,7 @@ class ChainRuntime:
 
     async def aclose(self) -> None:
         for client in self.clients.values():
-            provider = client.w3.provider
-            if isinstance(provider, AsyncHTTPProvider):
-                try:
-                    await provider.disconnect()
-                except Exception:  # closing is best effort
-                    log.debug("closing the %s RPC session failed", client.name, exc_info=True)
+            try:
+                await client.provider.disconnect()
+            except Exception:  # closing is best effort
+                log.debug("closing the %s RPC session failed", client.name, exc_info=True)

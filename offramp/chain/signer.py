@@ -1,14 +1,17 @@
-"""The hot wallet's signer: the only place a private key lives, inside the worker process.
+"""The hot wallets' signer: the only place a private key lives, inside the worker process.
 
-The key comes from `OFFRAMP_HOT_WALLET_PRIVATE_KEY` or from an eth-account encrypted keystore
-(`OFFRAMP_HOT_WALLET_KEYSTORE_FILE` + `OFFRAMP_HOT_WALLET_KEYSTORE_PASSWORD_FILE`). It never leaves
-this object: not in workflow inputs, history, logs, reprs or error messages.
+Keys come from `OFFRAMP_HOT_WALLET_PRIVATE_KEY`, `OFFRAMP_HOT_WALLET_PRIVATE_KEYS`
+(comma-separated) and eth-account encrypted keystores (`OFFRAMP_HOT_WALLET_KEYSTORE_FILE` and/or
+`OFFRAMP_HOT_WALLET_KEYSTORE_FILES`, comma-separated, one password in
+`OFFRAMP_HOT_WALLET_KEYSTORE_PASSWORD_FILE`).
+A key never leaves this object: not in workflow inputs, history, logs, reprs or error messages.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from eth_account import Account
@@ -26,56 +29,93 @@ class SignedTx:
 
 
 class Signer:
-    """Signs EIP-1559 transactions for one address. Signing is deterministic (RFC 6979)."""
+    """Signs EIP-1559 transactions for the hot wallets it holds keys for. Signing is
+    deterministic (RFC 6979). `address` is the first key's address (the one-wallet setup)."""
 
-    __slots__ = ("_account", "address")
+    __slots__ = ("_accounts", "address")
 
-    def __init__(self, account: LocalAccount) -> None:
-        self._account = account
-        self.address: str = to_checksum_address(account.address)
+    def __init__(self, *accounts: LocalAccount) -> None:
+        if not accounts:
+            raise ValueError("a Signer needs at least one key")
+        self._accounts: dict[str, LocalAccount] = {}
+        for account in accounts:
+            self._accounts.setdefault(account.address.lower(), account)
+        self.address: str = to_checksum_address(accounts[0].address)
 
     def __repr__(self) -> str:
-        return f"Signer(address={self.address})"
+        return f"Signer(addresses={self.addresses})"
 
     __str__ = __repr__
 
     def __reduce__(self) -> tuple[object, ...]:
         raise TypeError("a Signer cannot be pickled")
 
-    @classmethod
-    def from_private_key(cls, key: str) -> Signer:
+    @property
+    def addresses(self) -> list[str]:
+        return [to_checksum_address(a.address) for a in self._accounts.values()]
+
+    def holds(self, address: str) -> bool:
+        return address.lower() in self._accounts
+
+    @staticmethod
+    def _account(key: str) -> LocalAccount:
         try:
-            return cls(Account.from_key(key.strip()))
+            account: LocalAccount = Account.from_key(key.strip())
         except Exception:
             # Never chain the original exception: its message or locals may include the key.
-            raise ConfigError("the hot wallet private key is not a valid secp256k1 key") from None
+            raise ConfigError("a hot wallet private key is not a valid secp256k1 key") from None
+        return account
 
     @classmethod
-    def from_keystore(cls, keystore: str, password: str) -> Signer:
+    def from_private_key(cls, key: str) -> Signer:
+        return cls(cls._account(key))
+
+    @staticmethod
+    def _decrypt(keystore: str, password: str) -> LocalAccount:
         try:
             key = Account.decrypt(json.loads(keystore), password)
         except Exception:
             raise ConfigError(
-                "cannot decrypt the hot wallet keystore (wrong password or not a keystore)"
+                "cannot decrypt a hot wallet keystore (wrong password or not a keystore)"
             ) from None
-        return cls(Account.from_key(key))
+        account: LocalAccount = Account.from_key(key)
+        return account
+
+    @classmethod
+    def from_keystore(cls, keystore: str, password: str) -> Signer:
+        return cls(cls._decrypt(keystore, password))
 
     @classmethod
     def from_settings(cls, settings: EngineSettings) -> Signer | None:
+        """Every key configured: OFFRAMP_HOT_WALLET_PRIVATE_KEY, OFFRAMP_HOT_WALLET_PRIVATE_KEYS
+        (comma-separated) and the keystore file(s); None when there is none."""
+        accounts: list[LocalAccount] = []
         if settings.hot_wallet_private_key is not None:
-            return cls.from_private_key(settings.hot_wallet_private_key.get_secret_value())
-        if settings.hot_wallet_keystore_file is not None:
+            accounts.append(cls._account(settings.hot_wallet_private_key.get_secret_value()))
+        if settings.hot_wallet_private_keys is not None:
+            keys = settings.hot_wallet_private_keys.get_secret_value().split(",")
+            accounts.extend(cls._account(key) for key in keys if key.strip())
+        keystores = [settings.hot_wallet_keystore_file] if settings.hot_wallet_keystore_file else []
+        if settings.hot_wallet_keystore_files:
+            keystores += [
+                Path(p.strip()) for p in settings.hot_wallet_keystore_files.split(",") if p.strip()
+            ]
+        if keystores:
             password_file = settings.hot_wallet_keystore_password_file
             assert password_file is not None  # enforced by EngineSettings
             try:
-                keystore = settings.hot_wallet_keystore_file.read_text()
                 password = password_file.read_text().rstrip("\r\n")
+                texts = [path.read_text() for path in keystores]
             except OSError as exc:
-                raise ConfigError(f"cannot read the hot wallet keystore: {exc.strerror}") from None
-            return cls.from_keystore(keystore, password)
-        return None
+                raise ConfigError(f"cannot read a hot wallet keystore: {exc.strerror}") from None
+            accounts.extend(cls._decrypt(text, password) for text in texts)
+        return cls(*accounts) if accounts else None
 
-    def sign(self, fields: TxFields) -> SignedTx:
+    def sign(self, fields: TxFields, sender: str | None = None) -> SignedTx:
+        """Sign with the key of `sender` (default: the first key's address)."""
+        account = self._accounts.get((sender or self.address).lower())
+        if account is None:
+            raise ValueError(f"the signer holds no key for {sender}")
         tx: Any = {
             "type": 2,
             "chainId": fields.chain_id,
@@ -89,7 +129,7 @@ class Signer:
             "accessList": [],
         }
         try:
-            signed = self._account.sign_transaction(tx)
+            signed = account.sign_transaction(tx)
         except Exception as exc:
             raise ValueError(f"cannot sign the transaction: {type(exc).__name__}") from None
         return SignedTx(bytes(signed.raw_transaction), signed.hash.to_0x_hex())

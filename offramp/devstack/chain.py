@@ -31,6 +31,19 @@ DEPLOYER_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff
 HOT_WALLET_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"  # account 1
 DEPLOYER = Account.from_key(DEPLOYER_KEY).address
 HOT_WALLET = Account.from_key(HOT_WALLET_KEY).address
+# Accounts 1-9: the hot-wallet pool of the local stack, tests and benchmarks (account 1 first).
+POOL_KEYS = (
+    HOT_WALLET_KEY,
+    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+    "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
+    "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a",
+    "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba",
+    "0x92db14e403b83dfe3df233f83dfa3a0d7096f21ca9b0d6d6b8d88b2b4ec1564e",
+    "0x4bbbf85ce3377467afe5d46f804f221813b2bb87f24d81f60f1fcdbf7cbf4356",
+    "0xdbda1821b80551c9d65939329250298aa3472ba22feea921c0cf5d620ea67b97",
+    "0x2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6",
+)
+POOL_WALLETS = tuple(Account.from_key(key).address for key in POOL_KEYS)
 # USDC orders of at least this wait for an operator's approval on the local stack.
 LOCAL_REVIEW_THRESHOLD = Decimal("5000")
 HOT_WALLET_TOKEN_FUNDING = 1_000_000 * 10**TOKEN_DECIMALS
@@ -129,11 +142,25 @@ def mint(w3: Web3, token: str, to: str, amount_base_units: int) -> None:
     _send(w3, DEPLOYER_KEY, tx)
 
 
-def fund_hot_wallet(w3: Web3, token: str, minimum: int = HOT_WALLET_TOKEN_FUNDING) -> None:
-    """Top the hot wallet's token balance up to `minimum` (it has anvil's 10,000 ETH already)."""
-    balance: int = token_contract(w3, token).functions.balanceOf(HOT_WALLET).call()
+def fund_hot_wallet(
+    w3: Web3, token: str, minimum: int = HOT_WALLET_TOKEN_FUNDING, wallet: str = HOT_WALLET
+) -> None:
+    """Top a hot wallet's token balance up to `minimum` (it has anvil's 10,000 ETH already)."""
+    balance: int = token_contract(w3, token).functions.balanceOf(wallet).call()
     if balance < minimum:
-        mint(w3, token, HOT_WALLET, minimum - balance)
+        mint(w3, token, wallet, minimum - balance)
+
+
+def pool_keys(size: int) -> list[str]:
+    """The keys of a local pool of `size` hot wallets (anvil accounts 1..size)."""
+    if not 1 <= size <= len(POOL_KEYS):
+        raise ValueError(f"a local pool has 1 to {len(POOL_KEYS)} wallets, not {size}")
+    return list(POOL_KEYS[:size])
+
+
+def fund_pool(w3: Web3, token: str, size: int, minimum: int = HOT_WALLET_TOKEN_FUNDING) -> None:
+    for wallet in POOL_WALLETS[:size]:
+        fund_hot_wallet(w3, token, minimum, wallet)
 
 
 @dataclass(frozen=True)
@@ -145,7 +172,10 @@ class LocalChain:
     token_address: str
 
     def config(
-        self, confirmations: int = 1, bump_after_seconds: float | None = None
+        self,
+        confirmations: int = 1,
+        bump_after_seconds: float | None = None,
+        pool_size: int = 1,
     ) -> ChainConfig:
         return local_chain_config(
             self.rpc_url,
@@ -153,6 +183,7 @@ class LocalChain:
             chain_id=self.chain_id,
             confirmations=confirmations,
             bump_after_seconds=bump_after_seconds,
+            hot_wallets=list(POOL_WALLETS[:pool_size]),
         )
 
     def write_chains_file(
@@ -168,10 +199,11 @@ class LocalChain:
         return path
 
 
-def prepare_chain(rpc_url: str) -> LocalChain:
+def prepare_chain(rpc_url: str, pool_size: int = 1) -> LocalChain:
+    """Deploy the token (once) and fund the first `pool_size` pool wallets with it."""
     w3 = web3_for(rpc_url)
     token = ensure_token(w3)
-    fund_hot_wallet(w3, token)
+    fund_pool(w3, token, pool_size)
     return LocalChain(rpc_url=rpc_url, chain_id=w3.eth.chain_id, token_address=token)
 
 
@@ -182,15 +214,17 @@ def local_chain_config(
     chain_id: int = LOCAL_CHAIN_ID,
     confirmations: int = 1,
     bump_after_seconds: float | None = None,
+    hot_wallets: list[str] | None = None,
 ) -> ChainConfig:
+    """`hot_wallets`: the pool (default: the one local hot wallet; fund others with fund_pool)."""
     sending: dict[str, Any] = {}
     if bump_after_seconds is not None:
         sending["bump_after_seconds"] = bump_after_seconds
     return ChainConfig(
         chain_id=chain_id,
-        rpc_url=rpc_url,
+        rpc_urls=[rpc_url],
         confirmations=confirmations,
-        hot_wallet=HOT_WALLET,
+        hot_wallets=hot_wallets or [HOT_WALLET],
         max_fee_per_gas_cap_wei=500 * 10**9,
         assets={
             "ETH": AssetConfig(

@@ -39,6 +39,7 @@ from offramp.devstack.chain import (
     HOT_WALLET_KEY,
     LocalChain,
     anvil_process,
+    pool_keys,
     prepare_chain,
     token_contract,
     web3_for,
@@ -65,13 +66,16 @@ class PayChain:
         return self.local.token_address
 
     def config(self, **overrides: Any) -> ChainConfig:
-        base = self.local.config()  # the node's own chain id
+        base = self.local.config().model_dump()  # the node's own chain id
+        for singular, plural in (("rpc_url", "rpc_urls"), ("hot_wallet", "hot_wallets")):
+            if plural in overrides:
+                base.pop(singular, None)
         settings: dict[str, Any] = {
             "poll_interval_seconds": 0.1,
             "rpc_timeout_seconds": 10.0,
             **overrides,
         }
-        return ChainConfig.model_validate({**base.model_dump(), **settings})
+        return ChainConfig.model_validate({**base, **settings})
 
     def rpc(self, method: str, params: list[Any] | None = None) -> Any:
         response = self.w3.provider.make_request(method, params or [])  # type: ignore[arg-type]
@@ -79,8 +83,8 @@ class PayChain:
             raise RuntimeError(f"{method}: {response['error']}")
         return response.get("result")
 
-    def nonce(self, block: str = "latest") -> int:
-        return int(self.w3.eth.get_transaction_count(HOT_WALLET, block))  # type: ignore[arg-type]
+    def nonce(self, block: str = "latest", wallet: str = HOT_WALLET) -> int:
+        return int(self.w3.eth.get_transaction_count(wallet, block))  # type: ignore[arg-type]
 
     def token_balance(self, address: str) -> int:
         balance: int = token_contract(self.w3, self.token).functions.balanceOf(address).call()
@@ -132,20 +136,27 @@ def pay_chain(log_dir: Path) -> Iterator[PayChain]:
         proc.stop()
 
 
-def payment_settings(task_queue: str, chains: dict[str, ChainConfig]) -> EngineSettings:
+def payment_settings(
+    task_queue: str, chains: dict[str, ChainConfig], pool_size: int = 1
+) -> EngineSettings:
+    """The hot wallet's key, and with `pool_size` > 1 the keys of the local pool (accounts 1..n)
+    in OFFRAMP_HOT_WALLET_PRIVATE_KEYS form."""
     return EngineSettings(
         task_queue=task_queue,
         chains=chains,
         hot_wallet_private_key=SecretStr(HOT_WALLET_KEY),
+        hot_wallet_private_keys=SecretStr(",".join(pool_keys(pool_size)[1:]))
+        if pool_size > 1
+        else None,
     )
 
 
 @asynccontextmanager
 async def payment_worker(
-    client: Client, task_queue: str, chains: dict[str, ChainConfig]
+    client: Client, task_queue: str, chains: dict[str, ChainConfig], pool_size: int = 1
 ) -> AsyncIterator[ChainRuntime]:
     """The payment workflows and chain activities in-process, on `task_queue`."""
-    runtime = await ChainRuntime.create(payment_settings(task_queue, chains))
+    runtime = await ChainRuntime.create(payment_settings(task_queue, chains, pool_size))
     try:
         async with Worker(
             client,
