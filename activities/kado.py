@@ -122,6 +122,17 @@ class KadoActivities:
         delay = input.delay_seconds(attempt)
         try:
             order = await self._client.get_order(input.order_id)
+        except KadoMalformedResponse as exc:
+            if not input.retry_malformed:
+                raise to_application_error(exc) from None
+            # After payment a garbled answer (an HTML error page, a cut body) is most likely
+            # passing: poll again on the usual cadence; the workflow's deadline bounds it.
+            raise ApplicationError(
+                f"{exc.message}; polling again in {delay:g}s",
+                _details(exc),
+                type=exc.error_type,
+                next_retry_delay=timedelta(seconds=delay),
+            ) from None
         except KadoError as exc:
             raise to_application_error(exc, min_delay_seconds=delay) from None
         if input.changed(order):
