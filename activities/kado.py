@@ -132,6 +132,8 @@ class KadoActivities:
                 _details(exc),
                 type=exc.error_type,
                 next_retry_delay=timedelta(seconds=delay),
+                # The client logged the warning already: no traceback per retry.
+                category=ApplicationErrorCategory.BENIGN,
             ) from None
         except KadoError as exc:
             raise to_application_error(exc, min_delay_seconds=delay) from None

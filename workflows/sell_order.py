@@ -599,7 +599,7 @@ class SellOrderWorkflow:
                         result_type=KadoOrder,
                         start_to_close_timeout=_PROVIDER_CALL_TIMEOUT,
                         schedule_to_close_timeout=_remaining(deadline),
-                        retry_policy=_poll_retry(),
+                        retry_policy=_poll_retry(retry_malformed=retry_malformed),
                         summary=f"follow the order until settled (now {_show(last)})",
                     ),
                     alert_at=alert_at,
@@ -642,7 +642,7 @@ class SellOrderWorkflow:
         if last_failure is not None and last_failure.type == "KadoMalformedResponse":
             why = (
                 "the provider's answers were malformed until the settlement deadline "
-                f"(last: {last_failure.message}); whether it settled the order is unknown"
+                f"(last: {last_failure.message}); the order's settlement is unknown"
             )
             self._attention(why)
         else:
@@ -844,17 +844,16 @@ _MAY_HAVE_BEEN_PAID = frozenset(
 )
 
 
-def _poll_retry() -> RetryPolicy:
+def _poll_retry(*, retry_malformed: bool = False) -> RetryPolicy:
     # The wait is the retry loop: unlimited attempts, delays chosen by the activity.
+    non_retryable = ["KadoOrderNotFound", "KadoRequestRejected"]
+    if not retry_malformed:
+        non_retryable.append("KadoMalformedResponse")
     return RetryPolicy(
         initial_interval=timedelta(seconds=5),
         maximum_interval=timedelta(minutes=5),
         maximum_attempts=0,
-        non_retryable_error_types=[
-            "KadoOrderNotFound",
-            "KadoRequestRejected",
-            "KadoMalformedResponse",
-        ],
+        non_retryable_error_types=non_retryable,
     )
 
 
