@@ -128,7 +128,7 @@ class KadoActivities:
             # After payment a garbled answer (an HTML error page, a cut body) is most likely
             # passing: poll again on the usual cadence; the workflow's deadline bounds it.
             raise ApplicationError(
-                f"{exc.message}; polling again in {delay:g}s",
+                exc.message,
                 _details(exc),
                 type=exc.error_type,
                 next_retry_delay=timedelta(seconds=delay),

@@ -549,24 +549,32 @@ class SellOrderWorkflow:
         self, payment_id: str, *, missing_ok: bool = False
     ) -> PaymentOutcome | None:
         """The outcome of a payment workflow this run did not start (waits until it closes);
-        None if `missing_ok` and there is none."""
-        try:
-            outcome: PaymentOutcome | None = await workflow.execute_activity(
-                PAYMENT_OUTCOME_ACTIVITY,
-                PaymentOutcomeQuery(workflow_id=payment_id, missing_ok=missing_ok),
-                result_type=PaymentOutcome | None,  # type: ignore[arg-type]
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=RetryPolicy(
-                    maximum_interval=timedelta(minutes=1),
-                    maximum_attempts=0,
-                    non_retryable_error_types=[PAYMENT_CLOSED_WITHOUT_OUTCOME],
-                ),
-                summary=f"wait for the outcome of {payment_id}",
-            )
-        except ActivityError as err:
-            await self._hold_for_a_person(payment_id, _failure_kind(err)[1])
-            return None
-        return outcome
+        None if `missing_ok` and there is none. A workflow cancel does not stop the look: a
+        transaction may exist, and only the answer tells."""
+        while True:
+            try:
+                outcome: PaymentOutcome | None = await workflow.execute_activity(
+                    PAYMENT_OUTCOME_ACTIVITY,
+                    PaymentOutcomeQuery(workflow_id=payment_id, missing_ok=missing_ok),
+                    result_type=PaymentOutcome | None,  # type: ignore[arg-type]
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=RetryPolicy(
+                        maximum_interval=timedelta(minutes=1),
+                        maximum_attempts=0,
+                        non_retryable_error_types=[PAYMENT_CLOSED_WITHOUT_OUTCOME],
+                    ),
+                    summary=f"wait for the outcome of {payment_id}",
+                )
+            except ActivityError as err:
+                if _workflow_cancel(err) and workflow.patched(PATCH_WORKFLOW_CANCEL):
+                    self._note(
+                        "workflow cancel requested while looking for an earlier payment: "
+                        "the look is finished first"
+                    )
+                    continue
+                await self._hold_for_a_person(payment_id, _failure_kind(err)[1])
+                return None
+            return outcome
 
     async def _hold_for_a_person(self, payment_id: str, why: str) -> None:
         """The payment workflow ended without an outcome (terminated or failed): a transaction

@@ -4,11 +4,13 @@ garbage after we paid (retried until it recovers or the settlement deadline pass
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
@@ -100,7 +102,7 @@ async def set_malformed_once_paying(
     return await admin.requests_for(order_id)
 
 
-def tracking_attempts(events: list[Any]) -> tuple[int, int]:
+def tracking_attempts(events: Sequence[HistoryEvent]) -> tuple[int, int]:
     """(wait activities scheduled, highest attempt number any of them started with)."""
     scheduled = {
         e.event_id
