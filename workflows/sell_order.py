@@ -234,7 +234,7 @@ class SellOrderWorkflow:
             )
         try:
             payable = await self._until_payable()
-        except BaseException as err:
+        except (Exception, asyncio.CancelledError) as err:
             # A workflow cancel (`temporal workflow cancel`) before anything was sent: an ending
             # of its own. (Patched: runs before this change ended REJECTED provider_refused or
             # as a cancelled workflow without a result.)

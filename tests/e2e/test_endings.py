@@ -4,6 +4,8 @@ garbage after we paid (retried until it recovers or the settlement deadline pass
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import Counter
 from collections.abc import Sequence
 from datetime import timedelta
 from decimal import Decimal
@@ -14,11 +16,12 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from offramp.kado.models import WAIT_FOR_ORDER_CHANGE_ACTIVITY
+from offramp.kado.models import WAIT_FOR_ORDER_CHANGE_ACTIVITY, WaitForOrderChangeInput
 from offramp.orders.models import SellOrderResult, SellOrderState, Stage
 from offramp.simulator.admin import SimulatorAdmin
 from offramp.simulator.faults import FaultConfig, MalformedKind
 from tests.e2e.support import (
+    FAST_POLL,
     SellChain,
     create_sim_order,
     engine_settings,
@@ -120,33 +123,65 @@ def tracking_attempts(events: Sequence[HistoryEvent]) -> tuple[int, int]:
     return len(scheduled), max(attempts, default=0)
 
 
-async def test_malformed_answers_after_payment_are_retried_until_the_provider_recovers(
-    dev_env: WorkflowEnvironment, sc: SellChain, admin: SimulatorAdmin, task_queue: str
-) -> None:
+async def settle_through_garbled_answers(
+    dev_env: WorkflowEnvironment,
+    sc: SellChain,
+    admin: SimulatorAdmin,
+    task_queue: str,
+    at_least: int,
+) -> tuple[Counter[str], int, float]:
+    """Pay an order, garble every provider answer from then on until Kado settled it and at
+    least `at_least` garbled answers were served, then let the provider recover. Returns the
+    order's history event counts, the highest attempt of a wait, and the seconds the garbled
+    answers took."""
     order_id = await create_sim_order(admin, settlement_delay_seconds=1.0)
     deposit = (await admin.order(order_id)).data["depositAddress"]
     async with engine_worker(dev_env.client, engine_settings(sc, task_queue)):
         handle = await start_order(dev_env.client, task_queue, order_id)
         before = await set_malformed_once_paying(handle, admin, order_id, MalformedKind.HTML)
+        started = time.monotonic()
         # Kado settles while its answers are garbled; the workflow keeps asking.
         await admin.wait_for_phase(order_id, "settled", timeout_seconds=60)
         await admin.wait_for(
-            order_id, lambda v: v.requests >= before + 6, timeout_seconds=60, what="6 retries"
+            order_id, lambda v: v.requests >= before + at_least, timeout_seconds=120
         )
+        took = time.monotonic() - started
         state = await handle.query("state", result_type=SellOrderState)
         assert not state.stage.is_terminal and not state.needs_attention
-        garbled = await admin.requests_for(order_id) - before
         await admin.set_order_faults(order_id, None)
         result = await handle.result()
         history = await handle.fetch_history()
     assert result.outcome is Stage.SETTLED, result.reason
     assert not result.needs_attention
     assert sc.token_transfers_to(deposit) == [10 * 10**6]
-    # The retries live inside one activity: history holds its final attempt only.
-    waits, highest_attempt = tracking_attempts(history.events)
-    assert highest_attempt >= 6
-    assert waits <= 4, f"{waits} wait activities for {garbled} garbled answers"
-    print(f"malformed-after-payment: {garbled} garbled answers, {len(history.events)} events")
+    _, highest_attempt = tracking_attempts(history.events)
+    return Counter(EventType.Name(e.event_type) for e in history.events), highest_attempt, took
+
+
+async def test_malformed_answers_after_payment_are_retried_until_the_provider_recovers(
+    dev_env: WorkflowEnvironment, sc: SellChain, admin: SimulatorAdmin, task_queue: str
+) -> None:
+    few, few_attempts, _ = await settle_through_garbled_answers(
+        dev_env, sc, admin, task_queue + "-few", 3
+    )
+    many, many_attempts, many_took = await settle_through_garbled_answers(
+        dev_env, sc, admin, task_queue + "-many", 15
+    )
+    # The retries live inside one wait activity: history holds its final attempt only, so 15
+    # garbled answers leave exactly the history 3 do.
+    assert few_attempts >= 3 and many_attempts >= 15
+    assert many == few
+    # With backoff, not a tight loop: the 14 waits between 15 answers follow the poll cadence.
+    cadence = WaitForOrderChangeInput(
+        order_id="x",
+        initial_interval_seconds=FAST_POLL["poll_initial_interval"].total_seconds(),
+        max_interval_seconds=FAST_POLL["poll_max_interval"].total_seconds(),
+    )
+    assert many_took >= 0.8 * sum(cadence.delay_seconds(n) for n in range(1, 15))
+    print(
+        f"\nmalformed after payment: {sum(few.values())} events with >= 3 garbled answers, "
+        f"{sum(many.values())} with >= 15 (attempt {many_attempts}, {many_took:.1f} s)"
+    )
 
 
 async def test_persistently_malformed_after_payment_ends_unresolved_at_the_deadline(
