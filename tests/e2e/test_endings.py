@@ -5,19 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from offramp.chain.models import payment_workflow_id
 from offramp.kado.models import WAIT_FOR_ORDER_CHANGE_ACTIVITY, WaitForOrderChangeInput
-from offramp.orders.models import SellOrderResult, SellOrderState, Stage
+from offramp.orders.models import PAYMENT_OUTCOME_ACTIVITY, SellOrderResult, SellOrderState, Stage
 from offramp.simulator.admin import SimulatorAdmin
 from offramp.simulator.faults import FaultConfig, MalformedKind
 from tests.e2e.support import (
@@ -38,6 +40,28 @@ async def wait_stage(handle: WorkflowHandle[Any, Any], *stages: Stage) -> SellOr
             state: SellOrderState = await handle.query("state", result_type=SellOrderState)
             if state.stage in stages:
                 return state
+            await asyncio.sleep(0.1)
+
+
+async def wait_state(
+    handle: WorkflowHandle[Any, Any], holds: Callable[[SellOrderState], bool]
+) -> SellOrderState:
+    async with asyncio.timeout(60):
+        while True:
+            state: SellOrderState = await handle.query("state", result_type=SellOrderState)
+            if holds(state):
+                return state
+            await asyncio.sleep(0.1)
+
+
+async def wait_for_pending(handle: WorkflowHandle[Any, Any], activity_type: str) -> None:
+    """Until an activity of `activity_type` is pending (scheduled, maybe retrying)."""
+    async with asyncio.timeout(60):
+        while True:
+            description = await handle.describe()
+            pending = description.raw_description.pending_activities
+            if any(a.activity_type.name == activity_type for a in pending):
+                return
             await asyncio.sleep(0.1)
 
 
@@ -205,3 +229,32 @@ async def test_persistently_malformed_after_payment_ends_unresolved_at_the_deadl
     # Honest: nothing says the provider confirmed or settled anything.
     for text in (result.reason, state.attention_reason):
         assert "confirmed" not in text and "settled" not in text
+
+
+async def test_workflow_cancel_while_looking_for_an_earlier_payment_is_not_obeyed(
+    dev_env: WorkflowEnvironment, sc: SellChain, admin: SimulatorAdmin, task_queue: str
+) -> None:
+    # Kado says the crypto is in transit and a payment workflow for the order exists (still
+    # running: no worker serves its queue). The order looks for that payment's outcome; a cancel
+    # then must not end it, since a transaction may exist.
+    order_id = await create_sim_order(admin, overrides={"transferStatus": "pending"})
+    payment = await dev_env.client.start_workflow(
+        "Payment",
+        {"payment_id": f"kado-{order_id}"},
+        id=payment_workflow_id(f"kado-{order_id}"),
+        task_queue=f"nobody-{uuid.uuid4()}",
+    )
+    async with engine_worker(dev_env.client, engine_settings(sc, task_queue)):
+        handle = await start_order(dev_env.client, task_queue, order_id)
+        await wait_for_pending(handle, PAYMENT_OUTCOME_ACTIVITY)
+        await handle.cancel()
+        await wait_state(
+            handle, lambda st: any("the look is finished first" in e.note for e in st.timeline)
+        )
+        # The payment ends without an outcome: the order holds for a person, never CANCELLED.
+        await payment.terminate("test: the payment ended without an outcome")
+        state = await wait_state(handle, lambda st: st.needs_attention)
+        assert (await handle.describe()).status is WorkflowExecutionStatus.RUNNING
+        assert not state.stage.is_terminal
+        assert state.attention_reason and "ended without an outcome" in state.attention_reason
+        await handle.terminate("test done")
