@@ -122,6 +122,19 @@ class KadoActivities:
         delay = input.delay_seconds(attempt)
         try:
             order = await self._client.get_order(input.order_id)
+        except KadoMalformedResponse as exc:
+            if not input.retry_malformed:
+                raise to_application_error(exc) from None
+            # After payment a garbled answer (an HTML error page, a cut body) is most likely
+            # passing: poll again on the usual cadence; the workflow's deadline bounds it.
+            raise ApplicationError(
+                exc.message,
+                _details(exc),
+                type=exc.error_type,
+                next_retry_delay=timedelta(seconds=delay),
+                # The client logged the warning already: no traceback per retry.
+                category=ApplicationErrorCategory.BENIGN,
+            ) from None
         except KadoError as exc:
             raise to_application_error(exc, min_delay_seconds=delay) from None
         if input.changed(order):

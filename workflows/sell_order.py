@@ -27,6 +27,7 @@ from temporalio.exceptions import (
     ApplicationError,
     ChildWorkflowError,
     WorkflowAlreadyStartedError,
+    is_cancelled_exception,
 )
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 from temporalio.workflow import ParentClosePolicy
@@ -49,7 +50,7 @@ with workflow.unsafe.imports_passed_through():
         TransferStatus,
         WaitForOrderChangeInput,
     )
-    from offramp.orders.checks import identity_rejection
+    from offramp.orders.checks import already_funded_rejection, identity_rejection
     from offramp.orders.models import (
         CHECK_SELL_ORDER_ACTIVITY,
         PAYMENT_CLOSED_WITHOUT_OUTCOME,
@@ -80,6 +81,14 @@ PAYMENT_WORKFLOW: Final = "Payment"  # workflows/payment.py
 PATCH_IDENTITY_FIRST: Final = "identity-check-before-waiting"
 PATCH_RECHECK_AFTER_APPROVAL: Final = "recheck-after-approval"
 PATCH_FIND_EARLIER_PAYMENT: Final = "find-earlier-payment"
+# The provider says the crypto is already in transit: refuse at once (after looking for an
+# earlier payment of ours) instead of waiting for readiness until the deadline.
+PATCH_ALREADY_FUNDED: Final = "refuse-already-funded"
+# A workflow cancel before sending ends CANCELLED (it ended REJECTED provider_refused before).
+PATCH_WORKFLOW_CANCEL: Final = "workflow-cancel-ends-cancelled"
+# After payment a malformed provider answer is retried until the settlement deadline (it ended
+# the order UNRESOLVED at once before).
+PATCH_RETRY_MALFORMED_AFTER_PAYMENT: Final = "retry-malformed-after-payment"
 # poll_now within this long of starting a fresh poll is ignored: a storm of webhooks must not
 # keep cancelling polls before they can answer.
 POLL_NOW_MIN_GAP: Final = timedelta(seconds=2)
@@ -135,6 +144,7 @@ class SellOrderWorkflow:
         self._ready_deadline = self._started_at + self._input.ready_timeout
         self._reject_reason: RejectReason | None = None
         self._earlier_payment: PaymentOutcome | None = None
+        self._last_order: KadoOrder | None = None  # the order as last checked before paying
 
     # ---- operator surface ---------------------------------------------------------------------
 
@@ -222,9 +232,36 @@ class SellOrderWorkflow:
                 type="InvalidSellOrderInput",
                 non_retryable=True,
             )
+        try:
+            payable = await self._until_payable()
+        except (Exception, asyncio.CancelledError) as err:
+            # A workflow cancel (`temporal workflow cancel`) before anything was sent: an ending
+            # of its own. (Patched: runs before this change ended REJECTED provider_refused or
+            # as a cancelled workflow without a result.)
+            if not (_workflow_cancel(err) and workflow.patched(PATCH_WORKFLOW_CANCEL)):
+                raise
+            return self._cancelled_by_workflow()
+        if payable is None:
+            if self._earlier_payment is not None and self._last_order is not None:
+                self._note("following the payment an earlier run of this order made")
+                earlier, order = self._earlier_payment, self._last_order
+                await self._shielded(self._conclude_and_track(earlier, order))
+            return self._finish()
+        plan, order = payable
+
+        # From here on a transaction may exist: nothing, not even a cancellation of the workflow
+        # itself, may end the order before the transaction's fate is known.
+        await self._shielded(self._pay_and_track(plan, order))
+        return self._finish()
+
+    async def _until_payable(self) -> tuple[PaymentPlan, KadoOrder] | None:
+        """Fetch, wait, check and (above the threshold) approve: the plan to pay, or None when the
+        order ended before sending (or an earlier payment of ours was found: `_earlier_payment`).
+        """
         order = await self._fetch_order()
         if order is None:
-            return self._finish()
+            return None
+        self._last_order = order
         # Not ours, or not a sell order: reject now rather than wait for it to become ready.
         # (Patched: runs recorded before this change rejected it in the check activity.)
         if (
@@ -232,38 +269,52 @@ class SellOrderWorkflow:
             and (identity := identity_rejection(order, self._input)) is not None
         ):
             self._reject(identity.reason, identity.detail)
-            return self._finish()
+            return None
+        if await self._refused_as_funded(order):
+            return None
 
         if not order.is_ready_for_deposit and not order.is_terminal and not order.is_expired:
             self._set_stage(Stage.AWAITING_ORDER, "waiting for deposit address and amount")
-            order = await self._await_ready(order)
-            if order is None:
-                return self._finish()
+            ready = await self._await_ready(order)
+            if ready is None:
+                return None
+            order = self._last_order = ready
+            if await self._refused_as_funded(order):
+                return None
 
         plan = await self._check(order)
         if plan is None:
-            if self._earlier_payment is not None:
-                self._note("following the payment an earlier run of this order made")
-                await self._shielded(self._conclude_and_track(self._earlier_payment, order))
-            return self._finish()
+            return None
 
         if plan.needs_review:
             if not await self._await_approval(plan):
-                return self._finish()
+                return None
             # The wait may have been long: the order must still be payable, and the same.
             if workflow.patched(PATCH_RECHECK_AFTER_APPROVAL):
                 rechecked = await self._recheck(plan)
                 if rechecked is None:
-                    return self._finish()
+                    return None
                 order, plan = rechecked
+                self._last_order = order
 
         if self._cancel is not None:
-            return self._cancelled()
+            self._cancelled()
+            return None
+        return plan, order
 
-        # From here on a transaction may exist: nothing, not even a cancellation of the workflow
-        # itself, may end the order before the transaction's fate is known.
-        await self._shielded(self._pay_and_track(plan, order))
-        return self._finish()
+    async def _refused_as_funded(self, order: KadoOrder) -> bool:
+        """The provider says the crypto is already in transit or received: refused at once, unless
+        an earlier payment of ours explains it (then `_earlier_payment` is set to follow)."""
+        funded = already_funded_rejection(order)
+        # The condition comes first: runs that never met such an order carry no patch marker.
+        if funded is None or not workflow.patched(PATCH_ALREADY_FUNDED):
+            return False
+        self._earlier_payment = await self._existing_payment(
+            payment_workflow_id(f"kado-{order.id}"), missing_ok=True
+        )
+        if self._earlier_payment is None:
+            self._reject(funded.reason, funded.detail)
+        return True
 
     async def _shielded(self, work: Awaitable[None]) -> None:
         """Run `work` to its end even if the workflow itself is cancelled."""
@@ -360,6 +411,11 @@ class SellOrderWorkflow:
                 self._set_stage(Stage.EXPIRED, "the provider expired the order before it was ready")
                 return None
             if changed.is_ready_for_deposit or changed.is_terminal:
+                return changed
+            # In transit before we paid: the caller refuses it (waiting would end EXPIRED).
+            if already_funded_rejection(changed) is not None and workflow.patched(
+                PATCH_ALREADY_FUNDED
+            ):
                 return changed
             order = changed
 
@@ -493,24 +549,32 @@ class SellOrderWorkflow:
         self, payment_id: str, *, missing_ok: bool = False
     ) -> PaymentOutcome | None:
         """The outcome of a payment workflow this run did not start (waits until it closes);
-        None if `missing_ok` and there is none."""
-        try:
-            outcome: PaymentOutcome | None = await workflow.execute_activity(
-                PAYMENT_OUTCOME_ACTIVITY,
-                PaymentOutcomeQuery(workflow_id=payment_id, missing_ok=missing_ok),
-                result_type=PaymentOutcome | None,  # type: ignore[arg-type]
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=RetryPolicy(
-                    maximum_interval=timedelta(minutes=1),
-                    maximum_attempts=0,
-                    non_retryable_error_types=[PAYMENT_CLOSED_WITHOUT_OUTCOME],
-                ),
-                summary=f"wait for the outcome of {payment_id}",
-            )
-        except ActivityError as err:
-            await self._hold_for_a_person(payment_id, _failure_kind(err)[1])
-            return None
-        return outcome
+        None if `missing_ok` and there is none. A workflow cancel does not stop the look: a
+        transaction may exist, and only the answer tells."""
+        while True:
+            try:
+                outcome: PaymentOutcome | None = await workflow.execute_activity(
+                    PAYMENT_OUTCOME_ACTIVITY,
+                    PaymentOutcomeQuery(workflow_id=payment_id, missing_ok=missing_ok),
+                    result_type=PaymentOutcome | None,  # type: ignore[arg-type]
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=RetryPolicy(
+                        maximum_interval=timedelta(minutes=1),
+                        maximum_attempts=0,
+                        non_retryable_error_types=[PAYMENT_CLOSED_WITHOUT_OUTCOME],
+                    ),
+                    summary=f"wait for the outcome of {payment_id}",
+                )
+            except ActivityError as err:
+                if _workflow_cancel(err) and workflow.patched(PATCH_WORKFLOW_CANCEL):
+                    self._note(
+                        "workflow cancel requested while looking for an earlier payment: "
+                        "the look is finished first"
+                    )
+                    continue
+                await self._hold_for_a_person(payment_id, _failure_kind(err)[1])
+                return None
+            return outcome
 
     async def _hold_for_a_person(self, payment_id: str, why: str) -> None:
         """The payment workflow ended without an outcome (terminated or failed): a transaction
@@ -525,6 +589,8 @@ class SellOrderWorkflow:
         deadline = workflow.now() + self._input.settlement_timeout
         last = order.transfer_status
         unknown_since: datetime | None = None
+        # A malformed answer is retried inside the wait (no history per retry) until the deadline.
+        retry_malformed = workflow.patched(PATCH_RETRY_MALFORMED_AFTER_PAYMENT)
         while True:
             alert_at = (
                 unknown_since + self._input.unknown_alert_after
@@ -535,11 +601,13 @@ class SellOrderWorkflow:
                 changed: KadoOrder = await self._interruptible(
                     workflow.execute_activity(
                         WAIT_FOR_ORDER_CHANGE_ACTIVITY,
-                        self._wait_input(await_ready=False, last=last),
+                        self._wait_input(
+                            await_ready=False, last=last, retry_malformed=retry_malformed
+                        ),
                         result_type=KadoOrder,
                         start_to_close_timeout=_PROVIDER_CALL_TIMEOUT,
                         schedule_to_close_timeout=_remaining(deadline),
-                        retry_policy=_poll_retry(),
+                        retry_policy=_poll_retry(retry_malformed=retry_malformed),
                         summary=f"follow the order until settled (now {_show(last)})",
                     ),
                     alert_at=alert_at,
@@ -552,11 +620,11 @@ class SellOrderWorkflow:
                 continue
             except ActivityError as err:
                 if _gave_up_waiting(err):
-                    self._attention("no settlement by the deadline")
-                    self._set_stage(Stage.UNRESOLVED, "the provider did not settle in time")
+                    self._unsettled_at_deadline(err)
                     return
-                # The order vanished or the provider answers garbage after we paid: keep the
-                # evidence, flag it, and end unresolved (the transfer itself is confirmed).
+                # The order vanished or the provider refuses us after we paid: keep the
+                # evidence, flag it, and end unresolved (our transaction is confirmed on chain;
+                # whether the provider credited it is not known).
                 _, message = _failure_kind(err)
                 self._attention(f"provider error after payment: {message}")
                 self._set_stage(Stage.UNRESOLVED, message)
@@ -575,13 +643,29 @@ class SellOrderWorkflow:
                 unknown_since = None
             last = changed.transfer_status
 
+    def _unsettled_at_deadline(self, err: ActivityError) -> None:
+        """The settlement deadline passed: flag it, saying what we last heard (never that the
+        provider confirmed anything it did not)."""
+        last_failure = _last_attempt_failure(err)
+        if last_failure is not None and last_failure.type == "KadoMalformedResponse":
+            why = (
+                "the provider's answers were malformed until the settlement deadline "
+                f"(last: {last_failure.message}); the order's settlement is unknown"
+            )
+            self._attention(why)
+        else:
+            why = "the provider did not settle in time"
+            self._attention("no settlement by the deadline")
+        self._set_stage(Stage.UNRESOLVED, why)
+
     def _wait_input(
-        self, *, await_ready: bool, last: TransferStatus | None
+        self, *, await_ready: bool, last: TransferStatus | None, retry_malformed: bool = False
     ) -> WaitForOrderChangeInput:
         return WaitForOrderChangeInput(
             order_id=self._input.order_id,
             await_ready=await_ready,
             last_transfer_status=last,
+            retry_malformed=retry_malformed,
             initial_interval_seconds=self._input.poll_initial_interval.total_seconds(),
             max_interval_seconds=max(
                 self._input.poll_max_interval, self._input.poll_initial_interval
@@ -658,7 +742,10 @@ class SellOrderWorkflow:
 
     def _end_before_sending(self, err: ActivityError, on_timeout: str) -> None:
         """A provider call failed for good before anything was sent: EXPIRED on the deadline,
-        otherwise REJECTED with the reason the failure names."""
+        otherwise REJECTED with the reason the failure names. A workflow cancel is re-raised (it
+        is an ending of its own, see `run`)."""
+        if _workflow_cancel(err) and workflow.patched(PATCH_WORKFLOW_CANCEL):
+            raise err
         if _gave_up_waiting(err):
             self._set_stage(Stage.EXPIRED, on_timeout)
             return
@@ -680,6 +767,14 @@ class SellOrderWorkflow:
         note = f"cancelled by {self._cancel.operator}"
         if self._cancel.note:
             note += f": {self._cancel.note}"
+        self._set_stage(Stage.CANCELLED, note)
+        return self._finish()
+
+    def _cancelled_by_workflow(self) -> SellOrderResult:
+        reason = workflow.cancellation_reason()
+        note = "cancelled by a workflow cancellation request before anything was sent"
+        if reason:
+            note += f": {reason}"
         self._set_stage(Stage.CANCELLED, note)
         return self._finish()
 
@@ -757,17 +852,16 @@ _MAY_HAVE_BEEN_PAID = frozenset(
 )
 
 
-def _poll_retry() -> RetryPolicy:
+def _poll_retry(*, retry_malformed: bool = False) -> RetryPolicy:
     # The wait is the retry loop: unlimited attempts, delays chosen by the activity.
+    non_retryable = ["KadoOrderNotFound", "KadoRequestRejected"]
+    if not retry_malformed:
+        non_retryable.append("KadoMalformedResponse")
     return RetryPolicy(
         initial_interval=timedelta(seconds=5),
         maximum_interval=timedelta(minutes=5),
         maximum_attempts=0,
-        non_retryable_error_types=[
-            "KadoOrderNotFound",
-            "KadoRequestRejected",
-            "KadoMalformedResponse",
-        ],
+        non_retryable_error_types=non_retryable,
     )
 
 
@@ -784,6 +878,21 @@ def _failure_kind(err: ActivityError) -> tuple[str, str]:
     if isinstance(cause, ApplicationError):
         return cause.type or "", cause.message
     return type(cause).__name__ if cause else "", str(cause or err)
+
+
+def _workflow_cancel(err: BaseException) -> bool:
+    """The workflow itself was asked to cancel and `err` is that cancellation arriving (as the
+    awaited activity's cancellation, or as asyncio's)."""
+    return workflow.cancellation_reason() is not None and is_cancelled_exception(err)
+
+
+def _last_attempt_failure(err: ActivityError) -> ApplicationError | None:
+    """The failure of the last attempt of a wait that ran out of time: the cause itself, or the
+    cause of the timeout (the server attaches the last attempt's failure to it)."""
+    cause = err.cause
+    if isinstance(cause, ActivityTimeoutError):
+        cause = cause.cause
+    return cause if isinstance(cause, ApplicationError) else None
 
 
 def _gave_up_waiting(err: ActivityError) -> bool:

@@ -465,6 +465,9 @@ class WaitForOrderChangeInput(BaseModel):
     - `transfer_status` differs from `last_transfer_status`, or
     - the order is terminal (settled or failed).
 
+    `retry_malformed`: a malformed provider answer is retried like a transient error (after the
+    next poll delay) instead of failing the wait; the workflow sets it after payment.
+
     Poll cadence: attempt n waits `min(max_interval, initial_interval * backoff**(n-1))` before the
     next poll (and at least the provider's Retry-After).
     """
@@ -477,6 +480,7 @@ class WaitForOrderChangeInput(BaseModel):
     initial_interval_seconds: float = Field(default=5.0, gt=0)
     max_interval_seconds: float = Field(default=60.0, gt=0)
     backoff: float = Field(default=1.5, ge=1.0)
+    retry_malformed: bool = False
 
     def changed(self, order: KadoOrder) -> bool:
         if self.await_ready and order.is_ready_for_deposit:

@@ -10,7 +10,13 @@ from collections.abc import Mapping, Set
 
 from offramp.chain.amounts import exact_base_units
 from offramp.config import AssetConfig, ChainConfig
-from offramp.kado.models import ZERO_ADDRESS, KadoOrder, OrderType
+from offramp.kado.models import (
+    ZERO_ADDRESS,
+    DisbursementStatus,
+    KadoOrder,
+    OrderType,
+    TransferStatus,
+)
 from offramp.orders.models import (
     CheckResult,
     PaymentPlan,
@@ -68,6 +74,31 @@ def order_state_rejection(order: KadoOrder) -> Rejection | None:
     return None
 
 
+# transferStatus values that mean the provider already sees the crypto moving or arrived.
+_FUNDED_TRANSFER_STATUSES = frozenset({TransferStatus.PENDING, TransferStatus.SETTLED})
+# [seen] machineStatusField of a settled order.
+_SETTLED_MACHINE_STATUS = "SETTLED"
+
+
+def already_funded_rejection(order: KadoOrder) -> Rejection | None:
+    """The provider says the deposit is in transit or received, though we have not paid (or the
+    caller has checked that no payment of ours exists): the order can never be paid by us.
+    `unknown` is not here: Kado uses it for a transfer it lost track of, and the wait handles it."""
+    if order.transfer_status in _FUNDED_TRANSFER_STATUSES:
+        assert order.transfer_status is not None
+        seen = f"transferStatus is {order.transfer_status.value}"
+    elif order.provider_disbursement_status is DisbursementStatus.COMPLETED:
+        seen = "providerDisbursementStatus is completed"
+    elif order.machine_status == _SETTLED_MACHINE_STATUS:
+        seen = f"machineStatusField is {_SETTLED_MACHINE_STATUS}"
+    else:
+        return None
+    return Rejection(
+        reason=RejectReason.ORDER_ALREADY_FUNDED,
+        detail=f"{seen}: the provider reports the crypto sent before we paid",
+    )
+
+
 def check_order(
     order: KadoOrder,
     request: SellOrderInput,
@@ -82,6 +113,8 @@ def check_order(
         return CheckResult(rejection=identity)
     if (state := order_state_rejection(order)) is not None:
         return CheckResult(rejection=state)
+    if (funded := already_funded_rejection(order)) is not None:
+        return CheckResult(rejection=funded)
 
     chain_name = (order.blockchain or "").lower()
     chain = chains.get(chain_name)
@@ -111,6 +144,12 @@ def check_order(
         return _reject(RejectReason.AMOUNT_INVALID, "payAmount.amount is missing")
     if amount <= 0:
         return _reject(RejectReason.AMOUNT_INVALID, f"payAmount.amount {amount} is not positive")
+    unit = (order.pay_amount.unit or "").strip().upper() if order.pay_amount else ""
+    if unit and unit != asset.symbol.upper():
+        return _reject(
+            RejectReason.AMOUNT_UNIT_MISMATCH,
+            f"payAmount.unit {unit!r} is not the asset paid ({asset.symbol})",
+        )
     base_units = exact_base_units(amount, asset.decimals)
     if base_units is None:
         return _reject(
@@ -164,12 +203,34 @@ def check_order(
     )
 
 
+def _order_symbol(order: KadoOrder) -> str | CheckResult:
+    """The one asset symbol the order names; a rejection when its fields name different ones."""
+    named = {
+        field: value
+        for field, value in (
+            ("asset", order.asset),
+            ("assetSymbol", order.asset_symbol),
+            (
+                "cryptoCurrency.symbol",
+                order.crypto_currency.symbol if order.crypto_currency else None,
+            ),
+        )
+        if value
+    }
+    if len(set(named.values())) > 1:
+        shown = ", ".join(f"{field} {value!r}" for field, value in named.items())
+        return _reject(
+            RejectReason.ASSET_SYMBOL_MISMATCH, f"the order names different assets: {shown}"
+        )
+    return next(iter(named.values()), "")
+
+
 def _check_asset(
     order: KadoOrder, chain: ChainConfig, chain_name: str
 ) -> AssetConfig | CheckResult:
-    symbol = (order.asset_symbol or order.asset or "").upper()
-    if order.crypto_currency is not None and order.crypto_currency.symbol:
-        symbol = order.crypto_currency.symbol.upper()
+    symbol = _order_symbol(order)
+    if isinstance(symbol, CheckResult):
+        return symbol
     asset = chain.assets.get(symbol)
     if asset is None:
         return _reject(
@@ -177,8 +238,19 @@ def _check_asset(
             f"asset {symbol or 'missing'!r} is not allow-listed on {chain_name}",
         )
     currency = order.crypto_currency
+    if (
+        currency is not None
+        and currency.is_native is not None
+        and currency.is_native != asset.is_native
+    ):
+        kind = "the native coin" if asset.is_native else "a token"
+        return _reject(
+            RejectReason.NATIVE_FLAG_MISMATCH,
+            f"cryptoCurrency.isNative is {str(currency.is_native).lower()} but {symbol} is "
+            f"{kind} on {chain_name}",
+        )
     if asset.is_native:
-        if currency is not None and (currency.address or currency.is_native is False):
+        if currency is not None and currency.address:
             return _reject(
                 RejectReason.TOKEN_ADDRESS_MISMATCH,
                 f"{symbol} is native on {chain_name} but the order names a token contract",

@@ -182,6 +182,12 @@ class RejectReason(StrEnum):
     NOT_APPROVED = "not_approved"
     APPROVAL_TIMED_OUT = "approval_timed_out"
     ORDER_CHANGED = "order_changed_after_approval"
+    # The order's own fields disagree (self-consistency, checked before any nonce is taken).
+    ASSET_SYMBOL_MISMATCH = "asset_symbol_mismatch"
+    AMOUNT_UNIT_MISMATCH = "amount_unit_mismatch"
+    NATIVE_FLAG_MISMATCH = "native_flag_mismatch"
+    # The provider reports the crypto already in transit or received, and we have not paid.
+    ORDER_ALREADY_FUNDED = "order_already_funded"
 
 
 class Rejection(BaseModel):

@@ -55,10 +55,10 @@ async def test_history_does_not_grow_with_settlement_time(
     dev_env: WorkflowEnvironment, sc: SellChain, admin: SimulatorAdmin, task_queue: str
 ) -> None:
     fast, fast_payment, fast_state, fast_polls = await run_settling_in(
-        dev_env, sc, admin, task_queue + "-fast", 1.0
+        dev_env, sc, admin, task_queue + "-fast", 3.0
     )
     slow, slow_payment, slow_state, slow_polls = await run_settling_in(
-        dev_env, sc, admin, task_queue + "-slow", 15.0
+        dev_env, sc, admin, task_queue + "-slow", 18.0
     )
     # Same provider status sequence, many more polls, the very same history shape.
     assert fast_state.provider_statuses == slow_state.provider_statuses

@@ -59,6 +59,41 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any], RejectReason]] = {
         {},
         RejectReason.DEPOSIT_ADDRESS_OURS,
     ),
+    # Self-consistency: the order's own fields disagree.
+    "amount unit names another asset": (
+        {"overrides": {"payAmount": {"unit": "ETH"}}},
+        {},
+        RejectReason.AMOUNT_UNIT_MISMATCH,
+    ),
+    "asset fields name different assets": (
+        {"overrides": {"assetSymbol": "ETH"}},
+        {},
+        RejectReason.ASSET_SYMBOL_MISMATCH,
+    ),
+    "token entry claims to be the native coin": (
+        {"overrides": {"cryptoCurrency": {"isNative": True}}},
+        {},
+        RejectReason.NATIVE_FLAG_MISMATCH,
+    ),
+    "native coin entry claims to be a token": (
+        {
+            "asset": "ETH",
+            "amount": Decimal("0.01"),
+            "overrides": {"cryptoCurrency": {"isNative": False}},
+        },
+        {},
+        RejectReason.NATIVE_FLAG_MISMATCH,
+    ),
+    "crypto already in transit before we paid": (
+        {"overrides": {"transferStatus": "pending"}},
+        {},
+        RejectReason.ORDER_ALREADY_FUNDED,
+    ),
+    "crypto already settled before we paid": (
+        {"overrides": {"transferStatus": "settled", "machineStatusField": "SETTLED"}},
+        {},
+        RejectReason.ORDER_ALREADY_FUNDED,
+    ),
 }
 
 
@@ -91,6 +126,23 @@ async def test_rejected_with_its_reason(
     assert_rejected(result, reason)
     if isinstance(deposit, str) and len(deposit) == 42 and deposit != HOT_WALLET:
         assert sc.token_transfers_to(deposit) == []
+
+
+async def test_an_order_in_transit_while_we_wait_is_refused_at_once(
+    dev_env: WorkflowEnvironment, sc: SellChain, admin: SimulatorAdmin, task_queue: str
+) -> None:
+    # Not ready yet, then the provider reports the crypto in transit (not ours: nothing sent):
+    # refused at once, not after waiting the ready_timeout out.
+    order_id = await create_sim_order(admin, ready_after_seconds=3600)
+    nonce_before = sc.hot_wallet_nonce()
+    async with engine_worker(dev_env.client, engine_settings(sc, task_queue)):
+        handle = await start_order(dev_env.client, task_queue, order_id)
+        await admin.wait_for(order_id, lambda v: v.requests >= 1, what="a first fetch")
+        await admin.patch_order(order_id, overrides={"transferStatus": "pending"})
+        result = await handle.result()
+    assert sc.hot_wallet_nonce() == nonce_before
+    assert_rejected(result, RejectReason.ORDER_ALREADY_FUNDED)
+    assert (result.finished_at - result.started_at) < timedelta(seconds=60)
 
 
 async def test_unknown_order(dev_env: WorkflowEnvironment, sc: SellChain, task_queue: str) -> None:

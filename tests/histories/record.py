@@ -1,10 +1,12 @@
 """Record SellOrderWorkflow histories from real runs (dev server, anvil, Kado simulator, worker).
 
     make histories        # or: .venv/bin/python -m tests.histories.record
+    .venv/bin/python -m tests.histories.record --only workflow_cancelled_while_waiting,...
 
-Writes tests/histories/<scenario>.json. Run it when a workflow change is meant to be
-incompatible (after the old histories were replayed against patched code in production);
-otherwise the committed histories are exactly what the replay test guards.
+Writes tests/histories/<scenario>.json. Run it in full only when a workflow change is meant to
+be incompatible (after the old histories were replayed against patched code in production);
+otherwise the committed histories are exactly what the replay test guards: record only the
+scenarios a change adds (`--only`), never over the files that guard older runs.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from offramp.converter import DATA_CONVERTER
 from offramp.devstack import binaries
 from offramp.orders.models import Decision, SellOrderResult, SellOrderState, Stage
 from offramp.simulator.admin import SimulatorAdmin
+from offramp.simulator.faults import FaultConfig, MalformedKind
 from tests.e2e.support import (
     SellChain,
     create_sim_order,
@@ -155,6 +158,66 @@ async def unresolved(ctx: Ctx) -> WorkflowHandle[Any, SellOrderResult]:
     )
 
 
+async def rejected_already_funded(ctx: Ctx) -> WorkflowHandle[Any, SellOrderResult]:
+    order_id = await create_sim_order(ctx.admin, overrides={"transferStatus": "pending"})
+    return await start_order(ctx.client, ctx.task_queue, order_id)
+
+
+async def funded_while_waiting(ctx: Ctx) -> WorkflowHandle[Any, SellOrderResult]:
+    order_id = await create_sim_order(ctx.admin, ready_after_seconds=3600)
+    handle = await start_order(ctx.client, ctx.task_queue, order_id)
+    await _wait_stage(handle, Stage.AWAITING_ORDER)
+    await ctx.admin.patch_order(order_id, overrides={"transferStatus": "pending"})
+    return handle
+
+
+async def workflow_cancelled_during_fetch(ctx: Ctx) -> WorkflowHandle[Any, SellOrderResult]:
+    order_id = await create_sim_order(ctx.admin, faults=FaultConfig(error_rate=1.0))
+    handle = await start_order(ctx.client, ctx.task_queue, order_id)
+    await ctx.admin.wait_for(order_id, lambda v: v.requests >= 1, what="a first fetch")
+    await handle.cancel()
+    return handle
+
+
+async def workflow_cancelled_while_waiting(ctx: Ctx) -> WorkflowHandle[Any, SellOrderResult]:
+    order_id = await create_sim_order(ctx.admin, ready_after_seconds=3600)
+    handle = await start_order(ctx.client, ctx.task_queue, order_id)
+    await _wait_stage(handle, Stage.AWAITING_ORDER)
+    await handle.cancel()
+    return handle
+
+
+async def _malformed_once_paying(ctx: Ctx, handle: WorkflowHandle[Any, Any], order_id: str) -> int:
+    async def paying() -> bool:
+        return (await _state(handle)).stage in {Stage.FUNDING, Stage.CONFIRMING, Stage.TRACKING}
+
+    await _wait_until(paying, "payment")
+    faults = FaultConfig(malformed_rate=1.0, malformed_kind=MalformedKind.HTML)
+    await ctx.admin.set_order_faults(order_id, faults)
+    return await ctx.admin.requests_for(order_id)
+
+
+async def malformed_after_payment(ctx: Ctx) -> WorkflowHandle[Any, SellOrderResult]:
+    order_id = await create_sim_order(ctx.admin, settlement_delay_seconds=1.0)
+    handle = await start_order(ctx.client, ctx.task_queue, order_id)
+    before = await _malformed_once_paying(ctx, handle, order_id)
+    await ctx.admin.wait_for_phase(order_id, "settled", timeout_seconds=60)
+    await ctx.admin.wait_for(order_id, lambda v: v.requests >= before + 6, timeout_seconds=60)
+    await ctx.admin.set_order_faults(order_id, None)
+    return handle
+
+
+async def malformed_until_deadline(ctx: Ctx) -> WorkflowHandle[Any, SellOrderResult]:
+    order_id = await create_sim_order(
+        ctx.admin, scenario="slow_settlement", slow_settlement_seconds=3600
+    )
+    handle = await start_order(
+        ctx.client, ctx.task_queue, order_id, settlement_timeout=timedelta(seconds=5)
+    )
+    await _malformed_once_paying(ctx, handle, order_id)
+    return handle
+
+
 Scenario = Callable[[Ctx], Awaitable[WorkflowHandle[Any, SellOrderResult]]]
 SCENARIOS: dict[str, tuple[Scenario, Stage]] = {
     "token_happy": (token_happy, Stage.SETTLED),
@@ -169,10 +232,20 @@ SCENARIOS: dict[str, tuple[Scenario, Stage]] = {
     "fee_bump": (fee_bump, Stage.SETTLED),
     "provider_failure": (provider_failure, Stage.PROVIDER_FAILED),
     "unresolved": (unresolved, Stage.UNRESOLVED),
+    # Issue 11: refusals of a funded order, workflow cancels, malformed answers after payment.
+    "rejected_already_funded": (rejected_already_funded, Stage.REJECTED),
+    "funded_while_waiting": (funded_while_waiting, Stage.REJECTED),
+    "workflow_cancelled_during_fetch": (workflow_cancelled_during_fetch, Stage.CANCELLED),
+    "workflow_cancelled_while_waiting": (workflow_cancelled_while_waiting, Stage.CANCELLED),
+    "malformed_after_payment": (malformed_after_payment, Stage.SETTLED),
+    "malformed_until_deadline": (malformed_until_deadline, Stage.UNRESOLVED),
 }
 
 
-async def record(out_dir: Path = HISTORIES_DIR) -> list[Path]:
+async def record(out_dir: Path = HISTORIES_DIR, only: set[str] | None = None) -> list[Path]:
+    unknown = (only or set()) - set(SCENARIOS)
+    if unknown:
+        raise SystemExit(f"unknown scenarios: {', '.join(sorted(unknown))}")
     written = []
     env = await WorkflowEnvironment.start_local(
         data_converter=DATA_CONVERTER,
@@ -190,6 +263,8 @@ async def record(out_dir: Path = HISTORIES_DIR) -> list[Path]:
             ):
                 ctx = Ctx(env.client, sc, admin, task_queue)
                 for name, (scenario, expected) in SCENARIOS.items():
+                    if only is not None and name not in only:
+                        continue
                     handle = await scenario(ctx)
                     result = await handle.result()
                     if result.outcome is not expected:
@@ -204,6 +279,14 @@ async def record(out_dir: Path = HISTORIES_DIR) -> list[Path]:
     return written
 
 
+def _only(argv: list[str]) -> set[str] | None:
+    if len(argv) == 2 and argv[0] == "--only":
+        return {name for name in argv[1].split(",") if name}
+    if argv:
+        raise SystemExit("usage: python -m tests.histories.record [--only name,name,...]")
+    return None
+
+
 if __name__ == "__main__":
-    asyncio.run(record())
+    asyncio.run(record(only=_only(sys.argv[1:])))
     sys.exit(0)

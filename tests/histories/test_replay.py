@@ -3,6 +3,7 @@ incompatible change fails replay, and the same change behind `workflow.patched` 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,36 @@ async def test_patched_change_replays(name: str) -> None:
     replayer = Replayer(workflows=[PatchedSellOrder], data_converter=DATA_CONVERTER)
     result = await replayer.replay_workflow(history(name), raise_on_replay_failure=False)
     assert result.replay_failure is None
+
+
+# Histories of the paths a patch changed, each holding its patch marker (so they guard the new
+# path, and the old histories without it guard the old one).
+PATCHED_PATHS = {
+    "rejected_already_funded": "refuse-already-funded",
+    "funded_while_waiting": "refuse-already-funded",
+    "workflow_cancelled_during_fetch": "workflow-cancel-ends-cancelled",
+    "workflow_cancelled_while_waiting": "workflow-cancel-ends-cancelled",
+    "malformed_after_payment": "retry-malformed-after-payment",
+    "malformed_until_deadline": "retry-malformed-after-payment",
+}
+
+
+def patch_ids(name: str) -> set[str]:
+    ids = set()
+    for event in history(name).events:
+        if event.HasField("marker_recorded_event_attributes"):
+            marker = event.marker_recorded_event_attributes
+            for payload in marker.details["patch-data"].payloads:
+                ids.add(json.loads(payload.data)["id"])
+    return ids
+
+
+@pytest.mark.parametrize("name", sorted(PATCHED_PATHS))
+def test_new_path_history_holds_its_patch(name: str) -> None:
+    assert PATCHED_PATHS[name] in patch_ids(name)
+
+
+def test_old_histories_predate_the_issue_11_patches() -> None:
+    new_ids = set(PATCHED_PATHS.values())
+    for name in ("token_happy", "cancelled_before_sending", "unresolved"):
+        assert not patch_ids(name) & new_ids

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 import uuid
@@ -14,6 +15,7 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ActivityError, ApplicationError, ApplicationErrorCategory
+from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Worker
 
 from activities.kado import NOT_CHANGED_ERROR_TYPE, KadoActivities, to_application_error
@@ -27,7 +29,7 @@ from offramp.kado.errors import (
 )
 from offramp.kado.models import TransferStatus, WaitForOrderChangeInput
 from offramp.simulator.admin import SimulatorAdmin
-from offramp.simulator.faults import FaultConfig
+from offramp.simulator.faults import FaultConfig, MalformedKind
 from tests.conftest import KadoSimulator
 from tests.kado.workflows import FetchOrderWorkflow, WaitForChangeWorkflow, WaitThenWakeWorkflow
 
@@ -284,3 +286,27 @@ async def test_a_pending_wait_can_be_cancelled_to_poll_now(
     await handle.signal(WaitThenWakeWorkflow.poll_now)
     assert await handle.result() == "woken: uninitiated"
     assert await sim_admin.requests_for(created.order_id) == 3  # two polls + the woken fetch
+
+
+@pytest.mark.parametrize("kind", ["html", "truncated"])
+async def test_after_payment_a_malformed_answer_is_retried_on_the_poll_cadence(
+    kado: KadoClient, sim_admin: SimulatorAdmin, kind: str
+) -> None:
+    faults = FaultConfig(malformed_rate=1.0, malformed_kind=MalformedKind(kind))
+    created = await sim_admin.create_order(amount="1", faults=faults)
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, attempt=3)
+    wait = KadoActivities(kado).wait_for_order_change
+    request = WaitForOrderChangeInput(order_id=created.order_id, **FAST_POLL)
+    # Before payment (the default): not retryable, the workflow decides.
+    with pytest.raises(ApplicationError) as before:
+        await env.run(wait, request)
+    assert before.value.type == "KadoMalformedResponse" and before.value.non_retryable
+    # After payment: retryable, after the adaptive delay of this attempt, without a traceback.
+    with pytest.raises(ApplicationError) as after:
+        await env.run(wait, request.model_copy(update={"retry_malformed": True}))
+    error = after.value
+    assert error.type == "KadoMalformedResponse" and not error.non_retryable
+    assert error.next_retry_delay == timedelta(seconds=request.delay_seconds(3))
+    assert error.category is ApplicationErrorCategory.BENIGN
+    assert error.details[0]["field"] == "body"

@@ -83,6 +83,47 @@ def test_native_order() -> None:
     assert result.plan.token_address is None
 
 
+NATIVE = {
+    "asset": "ETH",
+    "assetSymbol": "ETH",
+    "payAmount": {"amount": Decimal("0.5"), "unit": "ETH"},
+    "cryptoCurrency": {"symbol": "ETH", "isNative": True, "decimals": 18},
+}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        (
+            {"cryptoCurrency": {"symbol": "ETH", "isNative": False}},
+            RejectReason.NATIVE_FLAG_MISMATCH,
+        ),
+        (
+            {"cryptoCurrency": {"symbol": "ETH", "isNative": True, "address": TOKEN}},
+            RejectReason.TOKEN_ADDRESS_MISMATCH,
+        ),
+        (
+            {"payAmount": {"amount": Decimal("0.5"), "unit": "USDC"}},
+            RejectReason.AMOUNT_UNIT_MISMATCH,
+        ),
+        ({"asset": "USDC"}, RejectReason.ASSET_SYMBOL_MISMATCH),
+    ],
+)
+def test_inconsistent_native_order_is_rejected(
+    overrides: dict[str, Any], reason: RejectReason
+) -> None:
+    result = check(order_json(**{**NATIVE, **overrides}))
+    assert result.plan is None and result.rejection is not None
+    assert result.rejection.reason is reason, result.rejection
+
+
+def test_missing_unit_and_native_flag_are_not_disagreements() -> None:
+    data = order_json(payAmount={"amount": Decimal("1")}, cryptoCurrency={"address": TOKEN})
+    assert check(data).plan is not None
+    native = order_json(**{**NATIVE, "cryptoCurrency": {"symbol": "ETH"}})
+    assert check(native).plan is not None
+
+
 def test_review_threshold_marks_the_plan() -> None:
     result = check(order_json(), chains=chains(review_threshold=Decimal("100")))
     assert result.plan is not None and result.plan.needs_review
@@ -132,8 +173,24 @@ def test_review_threshold_marks_the_plan() -> None:
             RejectReason.ORDER_EXPIRED,
         ),
         ({"providerDisbursementStatus": "expired"}, RejectReason.ORDER_EXPIRED),
-        ({"transferStatus": "pending"}, RejectReason.ORDER_NOT_READY),
-        ({"providerDisbursementStatus": "completed"}, RejectReason.ORDER_NOT_READY),
+        ({"providerDisbursementStatus": "unknown"}, RejectReason.ORDER_NOT_READY),
+        ({"transferStatus": "unknown"}, RejectReason.ORDER_NOT_READY),
+        # Self-consistency: the order's own fields disagree.
+        ({"assetSymbol": "ETH"}, RejectReason.ASSET_SYMBOL_MISMATCH),
+        (
+            {"cryptoCurrency": {"symbol": "ETH", "address": TOKEN, "decimals": 6}},
+            RejectReason.ASSET_SYMBOL_MISMATCH,
+        ),
+        ({"payAmount": {"amount": Decimal("1"), "unit": "ETH"}}, RejectReason.AMOUNT_UNIT_MISMATCH),
+        (
+            {"cryptoCurrency": {"symbol": "USDC", "address": TOKEN, "isNative": True}},
+            RejectReason.NATIVE_FLAG_MISMATCH,
+        ),
+        # The provider says the crypto is already on its way, and we have not paid.
+        ({"transferStatus": "pending"}, RejectReason.ORDER_ALREADY_FUNDED),
+        ({"transferStatus": "settled"}, RejectReason.ORDER_ALREADY_FUNDED),
+        ({"providerDisbursementStatus": "completed"}, RejectReason.ORDER_ALREADY_FUNDED),
+        ({"machineStatusField": "SETTLED"}, RejectReason.ORDER_ALREADY_FUNDED),
     ],
 )
 def test_each_failed_check_has_its_reason(overrides: dict[str, Any], reason: RejectReason) -> None:
