@@ -175,6 +175,8 @@ def _decide(update: str, order_id: str, operator: str, note: str) -> None:
             cause = exc.cause
             raise CliError(f"{update} refused: {getattr(cause, 'message', cause)}") from None
         except RPCError as exc:
+            if "already completed" in exc.message:  # a decision after the end is a refusal too
+                raise CliError(f"{update} refused: the order already ended") from None
             raise CliError(f"order {order_id}: {exc.message}") from None
         console.print(message, highlight=False)
 
