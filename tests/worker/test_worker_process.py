@@ -113,7 +113,7 @@ def test_a_signer_that_is_no_configured_hot_wallet_refuses_to_start() -> None:
     assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("offramp worker: cannot pay on any configured chain")
-    assert "is not the configured hot wallet" in last
+    assert "the signer holds no key for hot wallet" in last
     assert other_key[2:] not in result.stdout + result.stderr
 
 
