@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -82,6 +82,14 @@ class ChainConfig(BaseModel):
         default=300.0,
         gt=0,
         description="a nonce reserved but not broadcast this long is checked for abandonment",
+    )
+    on_insufficient_funds: Literal["wait", "reject"] = Field(
+        default="wait",
+        description="a payment the hot wallet cannot cover: wait without a nonce (NeedsAttention) "
+        "until a top-up, or end it REJECTED insufficient_balance",
+    )
+    funds_recheck_seconds: float = Field(
+        default=30.0, gt=0, description="how often the wallet's balances are re-read while short"
     )
     wallet_entity_suffix: str = Field(
         default="",

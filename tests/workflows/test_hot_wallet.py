@@ -38,6 +38,7 @@ from offramp.chain.models import (
     ReserveRequest,
     ReserveResult,
     SendTuning,
+    SetNonceRequest,
     TxBroadcastSignal,
     WalletNonces,
     WorkflowClosedInput,
@@ -208,8 +209,11 @@ async def test_nonces_survive_continue_as_new(wallet: Wallet, can_env: WorkflowE
     assert [r.nonce for r in again] == [nonces[pid] for pid in ids[:10]]
     assert not any(r.new for r in again)
     state = await wallet.state()
-    assert {pid: r.nonce for pid, r in state.reservations.items()} == nonces
-    assert state.reservations["p0"].status is ReservationStatus.CONFIRMED
+    # Open reservations stay in full; final ones only in the bounded index.
+    book = {pid: r.nonce for pid, r in state.reservations.items()}
+    book.update({pid: r.nonce for pid, r in state.recent.items()})
+    assert book == nonces
+    assert state.recent["p0"].status is ReservationStatus.CONFIRMED
     assert state.reservations["p5"].status is ReservationStatus.RESERVED
     # The last run's history replays against the code (determinism).
     history = await wallet.handle.fetch_history()
@@ -273,17 +277,17 @@ async def test_released_and_abandoned_nonces_are_filled(
     async def both_filled() -> HotWalletState | None:
         state = await wallet.state()
         done = all(
-            state.reservations[p].status is ReservationStatus.FILLED
+            p in state.recent and state.recent[p].status is ReservationStatus.FILLED
             for p in ("cancelled", "dead", "orphan")
         )
         return state if done else None
 
     state = await wait_for(both_filled, "both fills")
     assert state.reservations["alive"].status is ReservationStatus.RESERVED
-    assert state.reservations["cancelled"].fill_workflow_id == f"{wallet.id}-fill-{released.nonce}"
-    assert state.reservations["dead"].fill_workflow_id == f"{wallet.id}-fill-{dead.nonce}"
+    for nonce in (released.nonce, dead.nonce):  # filled by NonceFill children with known ids
+        await wallet.client.get_workflow_handle(f"{wallet.id}-fill-{nonce}").describe()
     assert alive.nonce == dead.nonce + 1
-    assert state.reservations["orphan"].tx_hashes[0] == "0x" + "cd" * 32
+    assert state.recent["orphan"].tx_hashes[0] == "0x" + "cd" * 32
     assert any("unresolved" in line for line in state.attention)
     with pytest.raises(WorkflowUpdateFailedError) as again:
         await wallet.reserve("cancelled")
@@ -295,19 +299,37 @@ async def test_reconcile_skips_ahead_when_the_chain_is_ahead(
 ) -> None:
     await wallet.reserve("one")
     fake_chain.nonces = WalletNonces(latest=100, pending=100)
-    state = await wallet.handle.execute_update("reconcile", result_type=HotWalletState)
-    assert state.next_nonce == 100
-    assert any("ahead" in line for line in state.attention)
+    summary = await wallet.handle.execute_update(HotWalletWorkflow.reconcile)
+    assert summary.next_nonce == 100
+    assert any("ahead" in line for line in summary.attention)
     assert (await wallet.reserve("two")).nonce == 100
 
 
-async def test_reconcile_follows_a_reset_chain_when_nothing_is_open(
+async def test_a_chain_behind_us_never_lowers_the_nonce(
     wallet: Wallet, fake_chain: FakeChain
 ) -> None:
+    """A lagging node (or a reset chain) with nothing open: flagged for a person, never
+    followed down; only the operator's set_nonce (with a reason) lowers it."""
     first = await wallet.reserve("one")
     await wallet.settle("one", first.nonce)
-    fake_chain.nonces = WalletNonces(latest=0, pending=0)  # e.g. the local chain was reset
-    state = await wallet.handle.execute_update("reconcile", result_type=HotWalletState)
-    assert state.next_nonce == 0
-    assert any("chain reset" in line for line in state.attention)
-    assert (await wallet.reserve("two")).nonce == 0
+    fake_chain.nonces = WalletNonces(latest=0, pending=0)
+    summary = await wallet.handle.execute_update(HotWalletWorkflow.reconcile)
+    assert summary.next_nonce == first.nonce + 1
+    assert summary.nonce_behind == WalletNonces(latest=0, pending=0)
+    assert any("NOT lowering" in line for line in summary.attention)
+    assert (await wallet.reserve("two")).nonce == first.nonce + 1  # never a used nonce
+    # Lowering below an open nonce is refused; with nothing open it takes a reason.
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await wallet.handle.execute_update(
+            HotWalletWorkflow.set_nonce, SetNonceRequest(nonce=0, reason="chain was reset")
+        )
+    assert "still open" in str(refused.value.cause)
+    await wallet.settle("two", first.nonce + 1)
+    summary = await wallet.handle.execute_update(
+        HotWalletWorkflow.set_nonce, SetNonceRequest(nonce=0, reason="chain was reset")
+    )
+    assert summary.next_nonce == 0 and summary.nonce_behind is None
+    assert any("by an operator: chain was reset" in line for line in summary.attention)
+    assert (await wallet.reserve("three")).nonce == 0
+    history = await wallet.handle.fetch_history()
+    assert len(history.to_json()) < 200_000  # operator updates wrote summaries, not the state
