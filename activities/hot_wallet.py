@@ -49,8 +49,8 @@ def _wait_delay(attempt: int) -> timedelta:
 
 
 async def _is_first_run(client: Client, workflow_id: str, run_id: str) -> bool:
-    """Whether the calling workflow run is its chain's first (no retry, reset or continue).
-    A describe of the payment itself: cheap, unbilled, and never touches the entity."""
+    """Whether the calling workflow run is its id's first (no retry, reset, continue or earlier
+    execution). Asks the server about the payment itself: never the entity's query buffer."""
     try:
         info = (await client.get_workflow_handle(workflow_id).describe()).raw_description
     except RPCError as exc:
@@ -58,7 +58,11 @@ async def _is_first_run(client: Client, workflow_id: str, run_id: str) -> bool:
             return True
         raise
     first = info.workflow_execution_info.first_run_id
-    return not first or first == run_id
+    if first and first != run_id:
+        return False  # a retry, reset or continued run of the payment
+    # A new execution under an id that ran before (only where duplicates are allowed).
+    earlier = await client.count_workflows(f'WorkflowId = "{workflow_id}"')
+    return earlier.count <= 1
 
 
 async def previous_attempts(

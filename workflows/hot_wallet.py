@@ -68,11 +68,14 @@ ERR_RELEASED = "NonceReleased"
 
 _LOG_LIMIT = 100
 _KEEP_FINAL = timedelta(days=2)
-# Final reservations kept for re-runs of their payments (~250 B each: ~0.5 MB at the cap).
-RECENT_LIMIT = 2_000
+# Final reservations kept for re-runs of their payments (~700 B each: ~0.7 MB at the cap).
+RECENT_LIMIT = 1_000
 # Continue-as-new well below the server's limits (50K events / 50 MB; 2 MB per payload).
 HISTORY_EVENTS_BUDGET = 4_000
 HISTORY_BYTES_BUDGET = 4 * 1024 * 1024
+# The continue-as-new input stays below this (a quarter of the default 2 MB payload limit):
+# the oldest final reservations leave the index first.
+STATE_BYTES_BUDGET = 512 * 1024
 _NATIVE = "native"
 _PATCH_V2 = "hot-wallet-v2"  # bounded state + budgeted continue-as-new + funds admission
 
@@ -122,13 +125,18 @@ class HotWalletWorkflow:
 
     # --- the nonce book: open reservations + a bounded index of final ones -------------------
 
-    def _final(self, r: Reservation) -> None:
+    def _final(self, r: Reservation, mined_hash: str | None = None) -> None:
         """A reservation reached its fate: move it to the index; what it held of the funds may
         still be in the last balance read, so it counts as debited until the next read."""
         self.state.reservations.pop(r.payment_id, None)
         self.state.recent.pop(r.payment_id, None)
+        mined = [a for a in r.attempts if a.tx_hash == mined_hash] or r.attempts[-1:]
         self.state.recent[r.payment_id] = RecentReservation(
-            nonce=r.nonce, status=r.status, tx_hashes=r.tx_hashes, updated_at=r.updated_at
+            nonce=r.nonce,
+            status=r.status,
+            tx_hashes=r.tx_hashes,
+            updated_at=r.updated_at,
+            attempt=mined[0] if mined else None,
         )
         if self.state.balances is not None:
             for key, amount in self._holds(r).items():
@@ -137,8 +145,8 @@ class HotWalletWorkflow:
                 )
         self._trim_recent()
 
-    def _trim_recent(self) -> None:
-        excess = len(self.state.recent) - RECENT_LIMIT
+    def _trim_recent(self, limit: int | None = None) -> None:
+        excess = len(self.state.recent) - (RECENT_LIMIT if limit is None else limit)
         if excess <= 0:
             return
         for payment_id in list(self.state.recent)[:excess]:  # oldest first (insertion order)
@@ -439,7 +447,7 @@ class HotWalletWorkflow:
             self._reconcile_requested = True  # the wallet is used elsewhere: look at the chain
         self._log(f"nonce {r.nonce} {sig.status.value}")
         if r.status.final:
-            self._final(r)
+            self._final(r, sig.tx_hash)
 
     def _abandon(self, payment_id: str, reason: str, *, orphaned: bool = False) -> bool:
         """Mark a nonce to be filled. `orphaned`: its payment broadcast and then closed without
@@ -548,6 +556,7 @@ class HotWalletWorkflow:
             reserved_at=old.updated_at,
             updated_at=old.updated_at,
             tx_hashes=old.tx_hashes,
+            attempts=[old.attempt] if old.attempt else [],
         )
 
     @workflow.query(
@@ -690,6 +699,8 @@ class HotWalletWorkflow:
         keep_days = {self._day(), (self._now() - timedelta(days=1)).date().isoformat()}
         self.state.spent = {d: v for d, v in self.state.spent.items() if d in keep_days}
         self._trim_recent()
+        while self.state.recent and len(self.state.model_dump_json()) > STATE_BYTES_BUDGET:
+            self._trim_recent(limit=len(self.state.recent) * 9 // 10)
 
     def _should_continue_as_new(self) -> bool:
         info = workflow.info()

@@ -381,6 +381,9 @@ class RecentReservation(_Model):
     status: ReservationStatus
     tx_hashes: list[str] = Field(default_factory=list)
     updated_at: datetime
+    attempt: TxAttempt | None = Field(
+        default=None, description="the mined (else the last) signed version, for a re-run"
+    )
 
 
 class InsufficientFunds(StrEnum):

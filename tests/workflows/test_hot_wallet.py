@@ -41,6 +41,7 @@ from offramp.chain.models import (
     SetNonceRequest,
     TxBroadcastSignal,
     WalletNonces,
+    WalletSummary,
     WorkflowClosedInput,
 )
 from offramp.converter import DATA_CONVERTER
@@ -299,7 +300,7 @@ async def test_reconcile_skips_ahead_when_the_chain_is_ahead(
 ) -> None:
     await wallet.reserve("one")
     fake_chain.nonces = WalletNonces(latest=100, pending=100)
-    summary = await wallet.handle.execute_update(HotWalletWorkflow.reconcile)
+    summary = await wallet.handle.execute_update("reconcile", result_type=WalletSummary)
     assert summary.next_nonce == 100
     assert any("ahead" in line for line in summary.attention)
     assert (await wallet.reserve("two")).nonce == 100
@@ -313,7 +314,7 @@ async def test_a_chain_behind_us_never_lowers_the_nonce(
     first = await wallet.reserve("one")
     await wallet.settle("one", first.nonce)
     fake_chain.nonces = WalletNonces(latest=0, pending=0)
-    summary = await wallet.handle.execute_update(HotWalletWorkflow.reconcile)
+    summary = await wallet.handle.execute_update("reconcile", result_type=WalletSummary)
     assert summary.next_nonce == first.nonce + 1
     assert summary.nonce_behind == WalletNonces(latest=0, pending=0)
     assert any("NOT lowering" in line for line in summary.attention)
