@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ from offramp.converter import DATA_CONVERTER
 from offramp.devstack import binaries
 from offramp.devstack.processes import free_port
 from tests.chain.support import wait_for
+from tests.cli.conftest import CliResult, base_env, run_command, temporal_env
 from workflows.hot_wallet import ERR_IN_FLIGHT_LIMIT, ERR_PAUSED, ERR_RELEASED, HotWalletWorkflow
 
 ADDRESS = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
@@ -334,3 +336,28 @@ async def test_a_chain_behind_us_never_lowers_the_nonce(
     assert (await wallet.reserve("three")).nonce == 0
     history = await wallet.handle.fetch_history()
     assert len(history.to_json()) < 200_000  # operator updates wrote summaries, not the state
+
+
+async def test_cli_wallet_status_and_set_nonce(
+    wallet: Wallet, fake_chain: FakeChain, can_env: WorkflowEnvironment
+) -> None:
+    """`offramp wallet status` shows a chain behind us; `offramp wallet set-nonce` lowers it
+    (a reason required), as an operator runs them (subprocesses)."""
+    first = await wallet.reserve("one")
+    await wallet.settle("one", first.nonce)
+    fake_chain.nonces = WalletNonces(latest=0, pending=0)
+    await wallet.handle.execute_update("reconcile", result_type=WalletSummary)
+    env = {**base_env(), **temporal_env(can_env)}
+
+    async def offramp(*args: str) -> CliResult:
+        return await run_command([sys.executable, "-m", "offramp", "wallet", *args], env, 60)
+
+    status = await offramp("status", wallet.id)
+    assert status.code == 0, status.err
+    assert f"next nonce {first.nonce + 1}" in status.out and "behind ours" in status.out
+    no_reason = await offramp("set-nonce", wallet.id, "--nonce", "0", "--reason", "")
+    assert no_reason.code == 1 and "reason" in no_reason.error_line
+    done = await offramp("set-nonce", wallet.id, "--nonce", "0", "--reason", "chain was reset")
+    assert done.code == 0, done.err
+    assert "next nonce 0" in done.out and "chain was reset" in done.out
+    assert (await wallet.reserve("two")).nonce == 0

@@ -1,0 +1,58 @@
+"""Every committed Payment, NonceFill and HotWallet history replays against the current code
+(recorded by record.py next to this file from real runs), and none holds the private key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+
+from offramp.devstack.chain import HOT_WALLET_KEY
+from offramp.orders.replay import replay
+from tests.chain.support import history_holds_key
+
+HISTORIES = sorted(Path(__file__).parent.glob("*.json"))
+SCENARIOS = {p.stem for p in HISTORIES}
+
+
+def load(path: Path) -> WorkflowHistory:
+    """The workflow id is the one recorded in the history (child ids derive from it: a hot-wallet
+    fill's id is the wallet's id + "-fill-<nonce>"), not the file's name."""
+    history = WorkflowHistory.from_json("unknown", path.read_text())
+    started = history.events[0].workflow_execution_started_event_attributes
+    assert started.workflow_id, f"{path.name}: no workflow id in WorkflowExecutionStarted"
+    return WorkflowHistory(started.workflow_id, history.events)
+
+
+def test_the_required_scenarios_are_recorded() -> None:
+    assert {
+        "payment_token_happy",
+        "payment_native_happy",
+        "payment_fee_bumped",
+        "payment_dropped_rebroadcast",
+        "payment_rejected_preflight",
+        "nonce_fill",
+        "hot_wallet",
+        "hot_wallet_continued",
+    } <= SCENARIOS
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
+async def test_history_replays(path: Path) -> None:
+    assert await replay(load(path)) is None
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
+def test_history_holds_no_private_key(path: Path) -> None:
+    assert HOT_WALLET_KEY[2:] not in path.read_text().lower()
+    assert not history_holds_key(path.read_text())
+
+
+def test_the_wallet_history_handed_out_nonces_filled_one_and_continued_as_new() -> None:
+    kinds = [
+        e.WhichOneof("attributes") for e in load(Path(__file__).parent / "hot_wallet.json").events
+    ]
+    assert kinds.count("workflow_execution_update_accepted_event_attributes") >= 3
+    assert "start_child_workflow_execution_initiated_event_attributes" in kinds
+    assert kinds[-1] == "workflow_execution_continued_as_new_event_attributes"
