@@ -24,6 +24,7 @@ from temporalio.client import (
 )
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
@@ -132,6 +133,19 @@ class Wallet:
     params: HotWalletParams
 
     async def reserve(self, payment_id: str, amount: int = 1, cap: int = 0) -> ReserveResult:
+        # The old protocol's caller (the reserve_nonce activity) retries an update the server
+        # aborted (its speculative workflow task lost to a concurrent signal's task: "workflow
+        # update was aborted" / "unexpected workflow task failure"); so does this helper.
+        for _ in range(20):
+            try:
+                return await self._reserve(payment_id, amount, cap)
+            except RPCError as exc:
+                if exc.status not in (RPCStatusCode.FAILED_PRECONDITION, RPCStatusCode.UNAVAILABLE):
+                    raise
+                await asyncio.sleep(0.2)
+        return await self._reserve(payment_id, amount, cap)
+
+    async def _reserve(self, payment_id: str, amount: int, cap: int) -> ReserveResult:
         result: ReserveResult = await self.client.execute_update_with_start_workflow(
             "reserve",
             ReserveRequest(
