@@ -84,7 +84,9 @@ async def one(client: Client, tq: str, wid: str, key: str) -> int:
                 Entity.reserve,
                 key,
                 start_workflow_operation=WithStartWorkflowOperation(
-                    Entity.run, id=wid, task_queue=tq,
+                    Entity.run,
+                    id=wid,
+                    task_queue=tq,
                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 ),
             )
@@ -102,14 +104,22 @@ async def main() -> None:
     p.add_argument("--fillers", type=int, default=20)
     p.add_argument("--temporal", default=None)
     a = p.parse_args()
-    env = await WorkflowEnvironment.start_local(dev_server_existing_path=a.temporal,
-                                                dev_server_log_level="error")
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=a.temporal, dev_server_log_level="error"
+    )
     tq, wid = f"tq-{uuid.uuid4()}", f"entity-{uuid.uuid4()}"
     try:
-        async with Worker(env.client, task_queue=tq, workflows=[Entity, Filler],
-                          activities=[read_counter], max_cached_workflows=a.cache):
-            fillers = [await env.client.start_workflow(Filler.run, id=f"f-{uuid.uuid4()}",
-                                                       task_queue=tq) for _ in range(a.fillers)]
+        async with Worker(
+            env.client,
+            task_queue=tq,
+            workflows=[Entity, Filler],
+            activities=[read_counter],
+            max_cached_workflows=a.cache,
+        ):
+            fillers = [
+                await env.client.start_workflow(Filler.run, id=f"f-{uuid.uuid4()}", task_queue=tq)
+                for _ in range(a.fillers)
+            ]
             stop = asyncio.Event()
 
             async def churn() -> None:
@@ -129,8 +139,11 @@ async def main() -> None:
             stop.set()
             await churner
             history = await env.client.get_workflow_handle(wid).fetch_history()
-            fails = [e for e in history.events
-                     if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED]
+            fails = [
+                e
+                for e in history.events
+                if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
+            ]
             print(f"history events {len(history.events)}, workflow task failures {len(fails)}")
             for e in fails[:5]:
                 print(" ", e.workflow_task_failed_event_attributes.failure.message[:300])
