@@ -743,6 +743,11 @@ class HotWalletWorkflow:
         return max(deadline - self._now(), timedelta(milliseconds=100))
 
     async def _admission_round(self) -> None:
+        if self._admissible() and self._funds_known() and self._balances_stale():
+            # Money may have left the wallet outside the engine: look again before granting
+            # (at most once per funds_recheck_seconds, never per request).
+            async with self._lock:
+                await self._read_balances()
         reread = self._admit()
         if reread or (self._waiting_for_funds() and self._balances_stale()):
             async with self._lock:
