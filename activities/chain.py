@@ -1,4 +1,4 @@
-"""Chain activities: preflight, nonce reservation, fee quote, sign-and-broadcast, confirmation.
+"""Chain activities: preflight, fee quote, sign-and-broadcast, confirmation.
 
 Every side effect of a payment lives here. The signer stays inside the worker: inputs and outputs
 carry transaction fields and hashes, never a key.
@@ -10,10 +10,8 @@ import asyncio
 import contextlib
 import functools
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -21,13 +19,10 @@ from eth_typing import HexStr
 from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
 from temporalio import activity
-from temporalio.api.enums.v1 import WorkflowExecutionStatus
-from temporalio.client import WithStartWorkflowOperation, WorkflowUpdateFailedError
-from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.exceptions import ApplicationError
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 
+from activities.hot_wallet import previous_attempts
 from offramp.chain import fees
 from offramp.chain.addresses import InvalidAddress, checksum, validate_recipient
 from offramp.chain.amounts import exact_base_units
@@ -41,15 +36,10 @@ from offramp.chain.models import (
     BroadcastKind,
     BroadcastResult,
     FeeQuote,
-    HotWalletInput,
-    NonceReserveInput,
-    NonceReserveOutcome,
     PaymentRequest,
     PreflightAccepted,
     PreflightResult,
     RejectionCode,
-    Reservation,
-    ReserveResult,
     SendTuning,
     TransferExpectation,
     TxAttempt,
@@ -57,7 +47,6 @@ from offramp.chain.models import (
     TxTemplate,
     WalletNonces,
     WalletNoncesInput,
-    WorkflowClosedInput,
     hot_wallet_workflow_id,
 )
 from offramp.chain.pool import WalletFunds, choose_wallet, headroom
@@ -71,13 +60,6 @@ from offramp.chain.rpc import (
 )
 from offramp.chain.signer import SignedTx
 from offramp.config import AssetConfig, ChainConfig
-from workflows.hot_wallet import (
-    ERR_DAILY_CAP,
-    ERR_IN_FLIGHT_LIMIT,
-    ERR_PAUSED,
-    ERR_RELEASED,
-    HotWalletWorkflow,
-)
 
 log = logging.getLogger("offramp.activities.chain")
 
@@ -145,11 +127,6 @@ def _rpc_message(exc: Web3RPCError) -> str:
         if isinstance(error, dict) and isinstance(error.get("message"), str):
             return str(error["message"])
     return str(exc.message) if exc.message else str(exc)
-
-
-def _wait_delay(attempt: int) -> timedelta:
-    """Back off while the wallet is full or busy: growing with the attempt, jittered, <= 3 s."""
-    return timedelta(seconds=min(0.2 * attempt, 2.0) * (0.5 + random.random()))
 
 
 def _reject(code: RejectionCode, reason: str) -> PreflightResult:
@@ -431,79 +408,17 @@ class ChainActivities:
         self, config: ChainConfig, payment_id: str
     ) -> tuple[str, list[TxAttempt]]:
         """The pool wallet an earlier run of this payment signed with, and what it signed
-        (asks each wallet's entity through `_previous_attempts`; first wallet if none)."""
-        for wallet in config.hot_wallets:
-            one_wallet = config.model_copy(update={"hot_wallets": [wallet]})
-            attempts = await self._previous_attempts(one_wallet, payment_id)
-            if attempts:
-                return wallet, attempts
-        return config.hot_wallet, []
-
-    async def _previous_attempts(self, config: ChainConfig, payment_id: str) -> list[TxAttempt]:
-        """What an earlier run of this payment signed, as the hot wallet recorded it."""
-        wallet = hot_wallet_workflow_id(
-            config.chain_id, config.hot_wallet, config.wallet_entity_suffix
+        (first wallet and nothing on a first run)."""
+        wallets = config.hot_wallets
+        index, attempts = await previous_attempts(
+            activity.client(),
+            [
+                hot_wallet_workflow_id(config.chain_id, w, config.wallet_entity_suffix)
+                for w in wallets
+            ],
+            payment_id,
         )
-        try:
-            reservation = await (
-                activity.client()
-                .get_workflow_handle(wallet)
-                .query(HotWalletWorkflow.reservation, payment_id)
-            )
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                return []  # no hot-wallet entity yet: nothing was ever reserved
-            raise
-        if not isinstance(reservation, Reservation):
-            return []
-        return list(reservation.attempts)
-
-    @activity.defn(name="reserve_nonce")
-    async def reserve_nonce(self, inp: NonceReserveInput) -> NonceReserveOutcome:
-        """Update-with-start on the hot-wallet entity: the nonce for this payment (idempotent)."""
-        client = activity.client()
-        start = WithStartWorkflowOperation(
-            HotWalletWorkflow.run,
-            HotWalletInput(params=inp.params),
-            id=inp.wallet_workflow_id,
-            task_queue=activity.info().task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            static_summary=f"hot wallet {inp.params.address} on {inp.params.chain}",
-        )
-        try:
-            result: ReserveResult = await client.execute_update_with_start_workflow(
-                "reserve", inp.request, start_workflow_operation=start, result_type=ReserveResult
-            )
-        except WorkflowUpdateFailedError as exc:
-            cause = exc.cause
-            if isinstance(cause, ApplicationError):
-                if cause.type == ERR_DAILY_CAP:
-                    return NonceReserveOutcome(
-                        rejection_code=RejectionCode.DAILY_CAP, reason=cause.message
-                    )
-                if cause.type in (ERR_IN_FLIGHT_LIMIT, ERR_PAUSED):
-                    # Wait for room: the activity's retries are the wait (not recorded in history).
-                    raise ApplicationError(
-                        cause.message,
-                        type=cause.type,
-                        next_retry_delay=_wait_delay(activity.info().attempt),
-                        category=ApplicationErrorCategory.BENIGN,
-                    ) from None
-                if cause.type == ERR_RELEASED:
-                    raise ApplicationError(
-                        cause.message, type=cause.type, non_retryable=True
-                    ) from None
-            raise
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.RESOURCE_EXHAUSTED:  # too many in-flight updates
-                raise ApplicationError(
-                    "the hot wallet is busy",
-                    type="WalletBusy",
-                    next_retry_delay=_wait_delay(activity.info().attempt),
-                    category=ApplicationErrorCategory.BENIGN,
-                ) from None
-            raise
-        return NonceReserveOutcome(nonce=result.nonce)
+        return wallets[index], attempts
 
     @activity.defn(name="quote_fees")
     @_redacted
@@ -807,27 +722,11 @@ class ChainActivities:
         )
         return now
 
-    @activity.defn(name="workflow_closed")
-    async def workflow_closed(self, inp: WorkflowClosedInput) -> bool:
-        """Whether a (payment) workflow has closed, or never existed."""
-        try:
-            description = await activity.client().get_workflow_handle(inp.workflow_id).describe()
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                return True
-            raise
-        return bool(
-            description.raw_description.workflow_execution_info.status
-            != WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING
-        )
-
     def all(self) -> list[Any]:
         return [
             self.payment_preflight,
-            self.reserve_nonce,
             self.quote_fees,
             self.read_wallet_nonces,
             self.sign_and_broadcast,
             self.await_transaction,
-            self.workflow_closed,
         ]

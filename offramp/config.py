@@ -162,6 +162,14 @@ class ChainConfig(BaseModel):
         gt=0,
         description="a nonce reserved but not broadcast this long is checked for abandonment",
     )
+    on_insufficient_funds: Literal["wait", "reject"] = Field(
+        default="wait",
+        description="a payment the hot wallet cannot cover: wait without a nonce (NeedsAttention) "
+        "until a top-up, or end it REJECTED insufficient_balance",
+    )
+    funds_recheck_seconds: float = Field(
+        default=30.0, gt=0, description="how often the wallet's balances are re-read while short"
+    )
     wallet_entity_suffix: str = Field(
         default="",
         pattern=r"^[A-Za-z0-9_.-]*$",

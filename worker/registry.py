@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from activities.chain import ChainActivities
+from activities.hot_wallet import HotWalletActivities
 from activities.kado import KadoActivities
 from activities.orders import OrderActivities
 from offramp.config import WorkerRole
@@ -32,6 +33,7 @@ def activities(resources: WorkerResources) -> Sequence[Callable[..., Any]]:
     registered: list[Callable[..., Any]] = OrderActivities(resources.settings.chains).all()
     if resources.chains is not None:
         registered += ChainActivities(resources.chains).all()
+        registered += HotWalletActivities(resources.chains).all()
     if resources.kado is not None:
         registered += KadoActivities(resources.kado).all()
     return registered

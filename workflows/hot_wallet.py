@@ -1,14 +1,24 @@
 """The hot-wallet entity: one workflow per (chain id, address) that hands out nonces.
 
-- `reserve` (update, used with update-with-start): the payment's nonce, idempotent by payment id;
-  refused while paused or at the in-flight limit (the caller retries), or over the daily cap.
+- `request_nonce` (signal, sent with signal-with-start by the payment's `request_nonce` activity):
+  queued and answered in order with the signal `nonce_answer` to the payment, once there is room
+  (in-flight limit, not paused) and the wallet's balances cover every open reservation plus this
+  one (amount per asset + gas budget); idempotent by payment id (a held nonce is answered at
+  once). A payment the wallet cannot cover waits without a nonce (told `waiting_funds`) or is
+  rejected `insufficient_balance` (chain config `on_insufficient_funds`).
+- `reserve` (update, the old protocol, kept for payment runs started before `nonce-by-signal`):
+  the same nonce book; refused while paused or at the in-flight limit, or over the daily cap.
 - `tx_broadcast` / `nonce_settled` (signals): learns every hash and the fate of every nonce.
 - `release` (signal) / `abandon` (update): a nonce that will never be used by its payment is
   filled with a 0-value self-transfer (child workflow `NonceFill`), so no later payment is stuck.
   Reservations never broadcast within the reservation timeout whose payment workflow has closed
   are abandoned the same way.
-- `reconcile` (update) compares with the chain's nonces; `pause` / `resume` for operators;
-  `state` query. Continues-as-new carrying its whole state (no allocation is ever lost).
+- `reconcile` (update) compares with the chain's nonces: a chain read only ever raises
+  `next_nonce`; a chain behind us with nothing open is flagged (`nonce_behind`), and `set_nonce`
+  (operator update with a reason, `offramp wallet set-nonce`) is the only way down.
+  `pause` / `resume` for operators; operator updates return a small WalletSummary.
+- State is bounded: open reservations, the queue, and an index of the latest final reservations
+  (`recent`, capped by count). Continues-as-new when suggested or past a fixed history budget.
 """
 
 from __future__ import annotations
@@ -23,19 +33,29 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from offramp.chain.models import (
+        BalancesInput,
         FillRequest,
         HotWalletInput,
         HotWalletState,
+        InsufficientFunds,
+        NonceAnswer,
+        NonceAnswerKind,
+        NonceRequest,
         NonceSettledSignal,
+        RecentReservation,
+        RejectionCode,
         ReleaseSignal,
         Reservation,
         ReservationKind,
         ReservationStatus,
         ReserveRequest,
         ReserveResult,
+        SetNonceRequest,
         TxAttempt,
         TxBroadcastSignal,
+        WalletBalances,
         WalletNonces,
+        WalletSummary,
         WorkflowClosedInput,
         nonce_fill_workflow_id,
         payment_workflow_id,
@@ -48,6 +68,16 @@ ERR_RELEASED = "NonceReleased"
 
 _LOG_LIMIT = 100
 _KEEP_FINAL = timedelta(days=2)
+# Final reservations kept for re-runs of their payments (~700 B each: ~0.7 MB at the cap).
+RECENT_LIMIT = 1_000
+# Continue-as-new well below the server's limits (50K events / 50 MB; 2 MB per payload).
+HISTORY_EVENTS_BUDGET = 4_000
+HISTORY_BYTES_BUDGET = 4 * 1024 * 1024
+# The continue-as-new input stays below this (a quarter of the default 2 MB payload limit):
+# the oldest final reservations leave the index first.
+STATE_BYTES_BUDGET = 512 * 1024
+_NATIVE = "native"
+_PATCH_V2 = "hot-wallet-v2"  # bounded state + budgeted continue-as-new + funds admission
 
 
 @workflow.defn(name="HotWallet")
@@ -58,6 +88,9 @@ class HotWalletWorkflow:
         self.state = inp.state or HotWalletState()
         self._lock = asyncio.Lock()
         self._reconcile_requested = False
+        self._outbox: list[tuple[str, NonceAnswer]] = []
+        self._v2 = False  # set in run(): whether this run took the bounded-state patch
+        self._compact()  # an old run's input carries every final reservation: index them
 
     # --- helpers -----------------------------------------------------------------------------
 
@@ -76,15 +109,117 @@ class HotWalletWorkflow:
     def _day(self) -> str:
         return self._now().date().isoformat()
 
+    def _summary(self) -> WalletSummary:
+        s = self.state
+        return WalletSummary(
+            next_nonce=s.next_nonce,
+            paused=s.paused,
+            pause_reason=s.pause_reason,
+            in_flight=s.in_flight(),
+            queued=len(s.queue),
+            runs=s.runs,
+            chain_nonces=s.chain_nonces,
+            nonce_behind=s.nonce_behind,
+            attention=s.attention[-5:],
+        )
+
+    # --- the nonce book: open reservations + a bounded index of final ones -------------------
+
+    def _final(self, r: Reservation, mined_hash: str | None = None) -> None:
+        """A reservation reached its fate: move it to the index; what it held of the funds may
+        still be in the last balance read, so it counts as debited until the next read."""
+        self.state.reservations.pop(r.payment_id, None)
+        self.state.recent.pop(r.payment_id, None)
+        mined = [a for a in r.attempts if a.tx_hash == mined_hash] or r.attempts[-1:]
+        self.state.recent[r.payment_id] = RecentReservation(
+            nonce=r.nonce,
+            status=r.status,
+            tx_hashes=r.tx_hashes,
+            updated_at=r.updated_at,
+            attempt=mined[0] if mined else None,
+        )
+        if self.state.balances is not None:
+            for key, amount in self._holds(r).items():
+                self.state.debited_since_read[key] = (
+                    self.state.debited_since_read.get(key, 0) + amount
+                )
+        self._trim_recent()
+
+    def _trim_recent(self, limit: int | None = None) -> None:
+        excess = len(self.state.recent) - (RECENT_LIMIT if limit is None else limit)
+        if excess <= 0:
+            return
+        for payment_id in list(self.state.recent)[:excess]:  # oldest first (insertion order)
+            gone = self.state.recent.pop(payment_id)
+            if self.state.evicted_until is None or gone.updated_at > self.state.evicted_until:
+                self.state.evicted_until = gone.updated_at
+
+    def _compact(self) -> None:
+        for r in sorted(self.state.reservations.values(), key=lambda r: r.updated_at):
+            if r.status.final:
+                self._final(r)
+
+    def _known(self, payment_id: str) -> tuple[int, ReservationStatus, list[str]] | None:
+        r = self.state.reservations.get(payment_id)
+        if r is not None:
+            return r.nonce, r.status, r.tx_hashes
+        old = self.state.recent.get(payment_id)
+        return (old.nonce, old.status, old.tx_hashes) if old is not None else None
+
+    def _released(self, payment_id: str) -> bool:
+        known = self._known(payment_id)
+        return known is not None and known[1] in (
+            ReservationStatus.ABANDONED,
+            ReservationStatus.FILLED,
+        )
+
+    def _reserve_nonce(self, req: ReserveRequest | NonceRequest) -> int:
+        assert self.state.next_nonce is not None
+        nonce = self.state.next_nonce
+        self.state.next_nonce = nonce + 1
+        day = self._day()
+        now = self._now()
+        funds = (
+            {
+                "token_address": req.token_address,
+                "native_value_wei": req.native_value_wei,
+                "gas_budget_wei": req.gas_budget_wei,
+            }
+            if isinstance(req, NonceRequest)
+            else {}
+        )
+        self.state.reservations[req.payment_id] = Reservation(
+            payment_id=req.payment_id,
+            nonce=nonce,
+            asset=req.asset,
+            amount_base_units=req.amount_base_units,
+            day=day,
+            reserved_at=now,
+            updated_at=now,
+            payment_workflow_id=req.payment_workflow_id,
+            **funds,
+        )
+        by_asset = self.state.spent.setdefault(day, {})
+        by_asset[req.asset] = by_asset.get(req.asset, 0) + req.amount_base_units
+        self._log(f"nonce {nonce} -> {req.payment_id}")
+        return nonce
+
+    def _over_daily_cap(self, req: ReserveRequest | NonceRequest) -> str | None:
+        spent = self.state.spent.get(self._day(), {}).get(req.asset, 0)
+        if req.daily_cap_base_units and spent + req.amount_base_units > req.daily_cap_base_units:
+            return (
+                f"daily cap of {req.asset} reached: {spent} base units reserved today, "
+                f"{req.amount_base_units} more would exceed {req.daily_cap_base_units}"
+            )
+        return None
+
+    # --- the old protocol: `reserve` update (payment runs from before `nonce-by-signal`) -------
+
     def _check_admission(self, req: ReserveRequest) -> None:
-        existing = self.state.reservations.get(req.payment_id)
-        if existing is not None:
-            if existing.kind is ReservationKind.PAYMENT and existing.status in (
-                ReservationStatus.ABANDONED,
-                ReservationStatus.FILLED,
-            ):
+        if self._known(req.payment_id) is not None:
+            if self._released(req.payment_id):
                 raise ApplicationError(
-                    f"payment {req.payment_id} released its nonce {existing.nonce}",
+                    f"payment {req.payment_id} released its nonce",
                     type=ERR_RELEASED,
                     non_retryable=True,
                 )
@@ -96,55 +231,188 @@ class HotWalletWorkflow:
         limit = self.params.tuning.in_flight_limit
         if self.state.in_flight() >= limit:
             raise ApplicationError(f"{limit} payments in flight", type=ERR_IN_FLIGHT_LIMIT)
-        spent = self.state.spent.get(self._day(), {}).get(req.asset, 0)
-        if req.daily_cap_base_units and spent + req.amount_base_units > req.daily_cap_base_units:
-            raise ApplicationError(
-                f"daily cap of {req.asset} reached: {spent} base units reserved today, "
-                f"{req.amount_base_units} more would exceed {req.daily_cap_base_units}",
-                type=ERR_DAILY_CAP,
-                non_retryable=True,
-            )
+        capped = self._over_daily_cap(req)
+        if capped:
+            raise ApplicationError(capped, type=ERR_DAILY_CAP, non_retryable=True)
 
-    # --- reservations ---------------------------------------------------------------------------
-
-    @workflow.update(description="Reserve the next nonce for a payment (idempotent by payment id)")
+    @workflow.update(description="Old protocol: reserve the next nonce (idempotent by payment id)")
     async def reserve(self, req: ReserveRequest) -> ReserveResult:
         await workflow.wait_condition(lambda: self.state.next_nonce is not None)
         async with self._lock:
             self._check_admission(req)
-            existing = self.state.reservations.get(req.payment_id)
-            if existing is not None:
-                return ReserveResult(nonce=existing.nonce, new=False)
-            assert self.state.next_nonce is not None
-            nonce = self.state.next_nonce
-            self.state.next_nonce = nonce + 1
-            day = self._day()
-            now = self._now()
-            self.state.reservations[req.payment_id] = Reservation(
-                payment_id=req.payment_id,
-                nonce=nonce,
-                asset=req.asset,
-                amount_base_units=req.amount_base_units,
-                day=day,
-                reserved_at=now,
-                updated_at=now,
-                payment_workflow_id=req.payment_workflow_id,
-            )
-            by_asset = self.state.spent.setdefault(day, {})
-            by_asset[req.asset] = by_asset.get(req.asset, 0) + req.amount_base_units
-            self._log(f"nonce {nonce} -> {req.payment_id}")
-            return ReserveResult(nonce=nonce, new=True)
+            known = self._known(req.payment_id)
+            if known is not None:
+                return ReserveResult(nonce=known[0], new=False)
+            return ReserveResult(nonce=self._reserve_nonce(req), new=True)
 
     @reserve.validator
     def _validate_reserve(self, req: ReserveRequest) -> None:
-        # Refusals in the validator are not written to history: waiting callers retry cheaply.
+        # Refusals in the validator are not written to history: waiting callers retry.
         self._check_admission(req)
+
+    # --- the signal protocol: request_nonce -> queue -> admission -> nonce_answer ------------
+
+    @workflow.signal(description="A payment asks for its nonce (answered with `nonce_answer`)")
+    def request_nonce(self, req: NonceRequest) -> None:
+        self.state.policy = req.policy
+        known = self._known(req.payment_id)
+        if known is not None:
+            nonce, status, hashes = known
+            if self._released(req.payment_id):
+                self._answer(req, NonceAnswerKind.RELEASED, reason="the payment released its nonce")
+            else:
+                self._answer(
+                    req,
+                    NonceAnswerKind.GRANTED,
+                    nonce=nonce,
+                    settled=status if status.final else None,
+                    tx_hashes=hashes,
+                )
+            return
+        for i, queued in enumerate(self.state.queue):
+            if queued.payment_id == req.payment_id:
+                self.state.queue[i] = req  # asked again: keep its place
+                if req.payment_id in self.state.funds_waiting:
+                    self.state.funds_waiting.remove(req.payment_id)  # tell it again
+                return
+        self.state.queue.append(req)
+
+    def _answer(self, req: NonceRequest, kind: NonceAnswerKind, **fields: object) -> None:
+        answer = NonceAnswer.model_validate({"payment_id": req.payment_id, "kind": kind, **fields})
+        self._outbox.append((req.payment_workflow_id, answer))
+
+    def _holds(self, r: Reservation | NonceRequest) -> dict[str, int]:
+        """What a reservation (or a request) needs of the wallet's funds, by funds key."""
+        holds = {_NATIVE: r.native_value_wei + r.gas_budget_wei}
+        if r.token_address:
+            holds[r.token_address.lower()] = r.amount_base_units
+        return holds
+
+    def _shortfall(self, req: NonceRequest) -> str | None:
+        """None if the balances cover every open reservation plus `req`, else what is short."""
+        balances = self.state.balances
+        assert balances is not None
+        outstanding: dict[str, int] = {}
+        for r in self.state.reservations.values():
+            if not r.status.final:
+                for key, amount in self._holds(r).items():
+                    outstanding[key] = outstanding.get(key, 0) + amount
+        for key, need in self._holds(req).items():
+            have = balances.native_wei if key == _NATIVE else balances.tokens.get(key, 0)
+            free = have - self.state.debited_since_read.get(key, 0) - outstanding.get(key, 0)
+            if need > free:
+                what = (
+                    "wei (value + gas budget)" if key == _NATIVE else f"base units of {req.asset}"
+                )
+                return (
+                    f"insufficient funds: the hot wallet can cover {max(free, 0)} {what} beyond "
+                    f"its open payments, this payment needs {need}"
+                )
+        return None
+
+    def _balances_stale(self) -> bool:
+        b = self.state.balances
+        if b is None or b.read_at is None:
+            return True
+        age = (self._now() - b.read_at).total_seconds()
+        return age >= self.state.policy.funds_recheck_seconds
+
+    def _funds_known(self) -> bool:
+        """Whether the balances include every token a queued request needs."""
+        b = self.state.balances
+        if b is None:
+            return False
+        return all(
+            not q.token_address or q.token_address.lower() in b.tokens for q in self.state.queue
+        )
+
+    def _admit(self) -> bool:
+        """Hand out nonces to queued requests in order, as room and funds allow. Returns True
+        if a request is short of funds and the balances are worth reading again."""
+        if self.state.paused or self.state.next_nonce is None or self._lock.locked():
+            return False
+        if not self._funds_known():
+            return bool(self.state.queue)
+        limit = self.params.tuning.in_flight_limit
+        keep: list[NonceRequest] = []
+        reread = False
+        for i, req in enumerate(self.state.queue):
+            if self.state.in_flight() >= limit:
+                keep.extend(self.state.queue[i:])
+                break
+            capped = self._over_daily_cap(req)
+            if capped:
+                self._answer(
+                    req,
+                    NonceAnswerKind.REJECTED,
+                    rejection_code=RejectionCode.DAILY_CAP,
+                    reason=capped,
+                )
+                continue
+            short = self._shortfall(req)
+            if short is None:
+                nonce = self._reserve_nonce(req)
+                self._answer(req, NonceAnswerKind.GRANTED, nonce=nonce)
+                continue
+            if self._balances_stale():
+                reread = True
+            elif self.state.policy.on_insufficient_funds is InsufficientFunds.REJECT:
+                self._answer(
+                    req,
+                    NonceAnswerKind.REJECTED,
+                    rejection_code=RejectionCode.INSUFFICIENT_BALANCE,
+                    reason=short,
+                )
+                continue
+            elif req.payment_id not in self.state.funds_waiting:
+                self.state.funds_waiting.append(req.payment_id)
+                self._answer(req, NonceAnswerKind.WAITING_FUNDS, reason=short)
+            keep.append(req)
+        self.state.queue = keep
+        waiting = {q.payment_id for q in keep}
+        self.state.funds_waiting = [p for p in self.state.funds_waiting if p in waiting]
+        return reread
+
+    def _waiting_for_funds(self) -> bool:
+        return bool(self.state.funds_waiting)
+
+    async def _read_balances(self) -> None:
+        tokens = sorted(
+            {q.token_address.lower() for q in self.state.queue if q.token_address}
+            | {r.token_address.lower() for r in self.state.reservations.values() if r.token_address}
+        )
+        balances: WalletBalances = await workflow.execute_activity(
+            "read_wallet_balances",
+            BalancesInput(chain=self.params.chain, address=self.params.address, tokens=tokens),
+            result_type=WalletBalances,
+            start_to_close_timeout=timedelta(seconds=self.params.tuning.rpc_timeout_seconds),
+            retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
+            summary="read the hot wallet's balances",
+        )
+        self.state.balances = balances.model_copy(update={"read_at": self._now()})
+        self.state.debited_since_read = {}
+
+    async def _send_answers(self) -> None:
+        if not self._outbox:
+            return
+        batch, self._outbox = self._outbox, []
+        await asyncio.gather(*(self._send_answer(wf_id, a) for wf_id, a in batch))
+
+    async def _send_answer(self, workflow_id: str, answer: NonceAnswer) -> None:
+        try:
+            await workflow.get_external_workflow_handle(workflow_id).signal("nonce_answer", answer)
+        except Exception as exc:  # the payment is gone: a nonce it was given must be filled
+            if answer.kind is NonceAnswerKind.GRANTED and answer.settled is None:
+                self._abandon(answer.payment_id, f"its payment {workflow_id} is gone: {exc}")
+
+    # --- what payments report -------------------------------------------------------------------
 
     @workflow.signal(description="A payment broadcast a hash for its nonce")
     def tx_broadcast(self, sig: TxBroadcastSignal) -> None:
         r = self.state.reservations.get(sig.payment_id)
         if r is None or r.nonce != sig.nonce:
-            self._attention(f"broadcast for unknown reservation {sig.payment_id}/{sig.nonce}")
+            if sig.payment_id not in self.state.recent:
+                self._attention(f"broadcast for unknown reservation {sig.payment_id}/{sig.nonce}")
             return
         if sig.tx_hash not in r.tx_hashes:
             r.tx_hashes.append(sig.tx_hash)
@@ -162,7 +430,8 @@ class HotWalletWorkflow:
     def nonce_settled(self, sig: NonceSettledSignal) -> None:
         r = self.state.reservations.get(sig.payment_id)
         if r is None or r.nonce != sig.nonce:
-            self._attention(f"settlement for unknown reservation {sig.payment_id}/{sig.nonce}")
+            if sig.payment_id not in self.state.recent:
+                self._attention(f"settlement for unknown reservation {sig.payment_id}/{sig.nonce}")
             return
         if r.status.final:
             return
@@ -177,6 +446,8 @@ class HotWalletWorkflow:
         if sig.status is ReservationStatus.CONFLICT:
             self._reconcile_requested = True  # the wallet is used elsewhere: look at the chain
         self._log(f"nonce {r.nonce} {sig.status.value}")
+        if r.status.final:
+            self._final(r, sig.tx_hash)
 
     def _abandon(self, payment_id: str, reason: str, *, orphaned: bool = False) -> bool:
         """Mark a nonce to be filled. `orphaned`: its payment broadcast and then closed without
@@ -200,15 +471,26 @@ class HotWalletWorkflow:
             by_asset = self.state.spent.get(r.day, {})
             if r.asset in by_asset:
                 by_asset[r.asset] = max(0, by_asset[r.asset] - r.amount_base_units)
+            # Nor against the funds: only the fill's gas (21,000 x the fee cap) remains.
+            r.token_address = None
+            r.native_value_wei = 0
+            r.gas_budget_wei = min(
+                r.gas_budget_wei, 21_000 * self.params.tuning.max_fee_per_gas_cap_wei
+            )
         self._log(f"nonce {r.nonce} abandoned by {payment_id}: {reason}")
         return True
 
     @workflow.signal(description="A payment will never send with its nonce: fill it")
     def release(self, sig: ReleaseSignal) -> None:
+        before = len(self.state.queue)
+        self.state.queue = [q for q in self.state.queue if q.payment_id != sig.payment_id]
+        if len(self.state.queue) < before:
+            self._log(f"request of {sig.payment_id} withdrawn: {sig.reason}")
+            return
         if not self._abandon(sig.payment_id, sig.reason):
-            r = self.state.reservations.get(sig.payment_id)
-            if r is not None and r.status is not ReservationStatus.ABANDONED:
-                self._attention(f"release of {sig.payment_id} ignored: {r.status.value}")
+            known = self._known(sig.payment_id)
+            if known is not None and known[1] is not ReservationStatus.ABANDONED:
+                self._attention(f"release of {sig.payment_id} ignored: {known[1].value}")
 
     @workflow.update(description="Operator: declare a reserved, never broadcast nonce abandoned")
     def abandon(self, payment_id: str) -> bool:
@@ -217,35 +499,75 @@ class HotWalletWorkflow:
     # --- operators ------------------------------------------------------------------------------
 
     @workflow.update(description="Stop handing out nonces (payments wait)")
-    def pause(self, reason: str) -> HotWalletState:
+    def pause(self, reason: str) -> WalletSummary:
         self.state.paused = True
         self.state.pause_reason = reason or None
         self._log(f"paused: {reason}")
-        return self.state
+        return self._summary()
 
     @workflow.update(description="Hand out nonces again")
-    def resume(self) -> HotWalletState:
+    def resume(self) -> WalletSummary:
         self.state.paused = False
         self.state.pause_reason = None
         self._log("resumed")
-        return self.state
+        return self._summary()
 
     @workflow.update(description="Compare with the chain's nonces now")
-    async def reconcile(self) -> HotWalletState:
+    async def reconcile(self) -> WalletSummary:
         await workflow.wait_condition(lambda: self.state.next_nonce is not None)
         async with self._lock:
             await self._reconcile()
-        return self.state
+        return self._summary()
+
+    @workflow.update(description="Operator: set next_nonce (the only way it goes down)")
+    def set_nonce(self, req: SetNonceRequest) -> WalletSummary:
+        old = self.state.next_nonce
+        self.state.next_nonce = req.nonce
+        self.state.nonce_behind = None
+        self._attention(f"next nonce set {old} -> {req.nonce} by an operator: {req.reason}")
+        return self._summary()
+
+    @set_nonce.validator
+    def _validate_set_nonce(self, req: SetNonceRequest) -> None:
+        open_nonces = [r.nonce for r in self.state.reservations.values() if not r.status.final]
+        if open_nonces and req.nonce <= max(open_nonces):
+            raise ApplicationError(
+                f"nonces up to {max(open_nonces)} are still open: wait until they are final",
+                non_retryable=True,
+            )
+        if not req.reason.strip():
+            raise ApplicationError("a reason is required", non_retryable=True)
 
     @workflow.query(description="One payment's reservation (nonce, status, signed attempts)")
     def reservation(self, payment_id: str) -> Reservation | None:
-        return self.state.reservations.get(payment_id)
+        r = self.state.reservations.get(payment_id)
+        if r is not None:
+            return r
+        old = self.state.recent.get(payment_id)
+        if old is None:
+            return None
+        return Reservation(
+            payment_id=payment_id,
+            nonce=old.nonce,
+            asset="",
+            amount_base_units=0,
+            day="",
+            status=old.status,
+            reserved_at=old.updated_at,
+            updated_at=old.updated_at,
+            tx_hashes=old.tx_hashes,
+            attempts=[old.attempt] if old.attempt else [],
+        )
 
     @workflow.query(
         name="state", description="Everything: next nonce, reservations, hashes, caps, attention"
     )
     def get_state(self) -> HotWalletState:
         return self.state
+
+    @workflow.query(description="Small summary: next nonce, in flight, queued, attention")
+    def summary(self) -> WalletSummary:
+        return self._summary()
 
     # --- the loop -------------------------------------------------------------------------------
 
@@ -261,6 +583,8 @@ class HotWalletWorkflow:
         return nonces
 
     async def _reconcile(self) -> None:
+        """Chain reads only ever raise next_nonce: a lagging or lying node must never make us
+        hand out a used nonce. A chain behind us with nothing open is for a person."""
         nonces = await self._read_nonces()
         self.state.chain_nonces = nonces
         self.state.reconciled_at = self._now()
@@ -274,17 +598,17 @@ class HotWalletWorkflow:
                 "the wallet was used outside the engine; skipping ahead"
             )
             self.state.next_nonce = nonces.latest
-        open_nonces = {r.nonce for r in self.state.reservations.values() if not r.status.final}
+        open_nonces = [r for r in self.state.reservations.values() if not r.status.final]
         if nonces.pending < self.state.next_nonce and not open_nonces:
-            # Nothing of ours is open, yet the chain has not used our last nonces: it was reset
-            # or deeply reorged. Continue from the chain, or every later payment would wait
-            # behind a gap nobody fills.
-            self._attention(
-                f"the chain's pending nonce {nonces.pending} is behind ours "
-                f"{self.state.next_nonce} with nothing in flight (chain reset or deep reorg): "
-                f"continuing from {nonces.pending}"
-            )
-            self.state.next_nonce = nonces.pending
+            if self.state.nonce_behind != nonces:
+                self._attention(
+                    f"the chain's pending nonce {nonces.pending} is behind ours "
+                    f"{self.state.next_nonce} with nothing in flight (a lagging node, a reset "
+                    "chain or a deep reorg): NOT lowering; a person may `set_nonce` with a reason"
+                )
+            self.state.nonce_behind = nonces
+        else:
+            self.state.nonce_behind = None
         self._log(f"reconciled: chain latest {nonces.latest} pending {nonces.pending}")
 
     def _sweep_due(self, r: Reservation) -> datetime | None:
@@ -374,36 +698,94 @@ class HotWalletWorkflow:
         }
         keep_days = {self._day(), (self._now() - timedelta(days=1)).date().isoformat()}
         self.state.spent = {d: v for d, v in self.state.spent.items() if d in keep_days}
+        self._trim_recent()
+        while self.state.recent and len(self.state.model_dump_json()) > STATE_BYTES_BUDGET:
+            self._trim_recent(limit=len(self.state.recent) * 9 // 10)
+
+    def _should_continue_as_new(self) -> bool:
+        info = workflow.info()
+        if info.is_continue_as_new_suggested():
+            return True
+        # v2: a fixed budget well below the limits, whatever the server's suggestion is.
+        return self._v2 and (
+            info.get_current_history_length() >= HISTORY_EVENTS_BUDGET
+            or info.get_current_history_size() >= HISTORY_BYTES_BUDGET
+        )
+
+    def _work_due(self, timeout: timedelta | None) -> bool:
+        return (
+            bool(self._fills_due())
+            or bool(self._outbox)
+            or self._reconcile_requested
+            or (timeout is None and self._sweep_deadline() is not None)
+            or self._admissible()
+            or self._should_continue_as_new()
+        )
+
+    def _admissible(self) -> bool:
+        """A queued request could be admitted now (room, not paused, funds not yet refused)."""
+        s = self.state
+        return (
+            bool(s.queue)
+            and not s.paused
+            and s.next_nonce is not None
+            and s.in_flight() < self.params.tuning.in_flight_limit
+            and len(s.funds_waiting) < len(s.queue)
+        )
+
+    def _wake_timeout(self) -> timedelta | None:
+        deadline = self._sweep_deadline()
+        if self._waiting_for_funds():  # re-read the balances now and then (a top-up)
+            recheck = self._now() + timedelta(seconds=self.state.policy.funds_recheck_seconds)
+            deadline = min(deadline, recheck) if deadline else recheck
+        if deadline is None:
+            return None
+        return max(deadline - self._now(), timedelta(milliseconds=100))
+
+    async def _admission_round(self) -> None:
+        if self._admissible() and self._funds_known() and self._balances_stale():
+            # Money may have left the wallet outside the engine: look again before granting
+            # (at most once per funds_recheck_seconds, never per request).
+            async with self._lock:
+                await self._read_balances()
+        reread = self._admit()
+        if reread or (self._waiting_for_funds() and self._balances_stale()):
+            async with self._lock:
+                await self._read_balances()
+            self._admit()  # those already told "insufficient funds" are not told again
 
     @workflow.run
     async def run(self, inp: HotWalletInput) -> None:
         del inp  # taken in __init__
+        self._v2 = workflow.patched(_PATCH_V2)
         async with self._lock:
             await self._reconcile()  # at creation and at the start of every continued run
         while True:
-            deadline = self._sweep_deadline()
-            timeout = max(deadline - self._now(), timedelta(milliseconds=100)) if deadline else None
+            timeout = self._wake_timeout()
             try:
                 await workflow.wait_condition(
-                    lambda t=timeout: (  # type: ignore[misc]
-                        bool(self._fills_due())
-                        or self._reconcile_requested
-                        or (t is None and self._sweep_deadline() is not None)
-                        or workflow.info().is_continue_as_new_suggested()
-                    ),
+                    lambda t=timeout: self._work_due(t),  # type: ignore[misc]
                     timeout=timeout,
                 )
             except TimeoutError:
-                async with self._lock:
-                    await self._sweep()
+                sweep = self._sweep_deadline()
+                if sweep is not None and sweep <= self._now():
+                    async with self._lock:
+                        await self._sweep()
             if self._reconcile_requested:
                 self._reconcile_requested = False
                 async with self._lock:
                     await self._reconcile()
+            await self._admission_round()
             await self._start_fills()
-            if workflow.info().is_continue_as_new_suggested():
-                await workflow.wait_condition(workflow.all_handlers_finished)
+            await self._send_answers()
+            if self._should_continue_as_new():
+                await workflow.wait_condition(
+                    lambda: workflow.all_handlers_finished() and not self._lock.locked()
+                )
+                await self._admission_round()
                 await self._start_fills()
+                await self._send_answers()
                 self._prune()
                 self.state.runs += 1
                 workflow.continue_as_new(HotWalletInput(params=self.params, state=self.state))

@@ -51,6 +51,10 @@ with workflow.unsafe.imports_passed_through():
         FillOutcome,
         FillRequest,
         HotWalletParams,
+        NonceAnswer,
+        NonceAnswerKind,
+        NonceRequest,
+        NonceRequestInput,
         NonceReserveInput,
         NonceReserveOutcome,
         NonceSettledSignal,
@@ -84,6 +88,10 @@ _RESERVE_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=2),
 )
 _EVENT_LIMIT = 200
+# The nonce by signal (request_nonce -> nonce_answer) instead of update-with-start `reserve`.
+_PATCH_NONCE_BY_SIGNAL = "nonce-by-signal"
+# Ask the entity again only after this long without an answer (an operator reset it, ...).
+_REASK_AFTER = timedelta(hours=1)
 _QUICK_REBROADCASTS = 3
 # History bound (workflow.patched): after this many history-growing retries of one nonce
 # (re-broadcasts after a drop or reorg, fee bumps, waits for funds) the payment flags a person and
@@ -384,6 +392,14 @@ class PaymentWorkflow:
     def __init__(self, request: PaymentRequest) -> None:
         self.request = request
         self.state = PaymentState(payment_id=request.payment_id)
+        self._answer: NonceAnswer | None = None
+        self._settled: ReservationStatus | None = None
+        self._settled_hashes: list[str] = []
+
+    @workflow.signal(description="The hot wallet's answer to request_nonce")
+    def nonce_answer(self, answer: NonceAnswer) -> None:
+        if answer.payment_id == self.request.payment_id:
+            self._answer = answer
 
     @workflow.query(name="state", description="Stage, nonce, every tx attempt, events")
     def get_state(self) -> PaymentState:
@@ -438,29 +454,10 @@ class PaymentWorkflow:
             "asset": accepted.asset,
         }
         try:
-            reserved = await workflow.execute_activity(
-                "reserve_nonce",
-                NonceReserveInput(
-                    params=HotWalletParams(
-                        chain=request.chain,
-                        chain_id=accepted.chain_id,
-                        address=accepted.hot_wallet,
-                        tuning=accepted.tuning,
-                    ),
-                    wallet_workflow_id=accepted.hot_wallet_workflow_id,
-                    request=ReserveRequest(
-                        payment_id=request.payment_id,
-                        asset=accepted.asset,
-                        amount_base_units=accepted.amount_base_units,
-                        daily_cap_base_units=accepted.daily_cap_base_units,
-                        payment_workflow_id=workflow.info().workflow_id,
-                    ),
-                ),
-                result_type=NonceReserveOutcome,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=_RESERVE_RETRY,
-                summary="reserve a nonce",
-            )
+            if workflow.patched(_PATCH_NONCE_BY_SIGNAL):
+                reserved = await self._nonce_by_signal(request, accepted)
+            else:
+                reserved = await self._reserve_by_update(request, accepted)
         except (asyncio.CancelledError, ActivityError) as exc:
             if not is_cancelled_exception(exc):
                 raise
@@ -480,6 +477,16 @@ class PaymentWorkflow:
         self.state.nonce_reserved = True
         self.state.tx_may_exist = True
         self.state.nonce = reserved.nonce
+        if self._settled is not None and not accepted.resume_attempts:
+            # A re-run of a payment whose nonce is already final: never sign again.
+            self.state.needs_attention = True
+            self.state.attention_reason = (
+                f"the hot wallet says nonce {reserved.nonce} of this payment is already "
+                f"{self._settled.value} ({', '.join(self._settled_hashes) or 'no hash'}): "
+                "not signing again; a person must check"
+            )
+            await self._progress()
+            await workflow.wait_condition(lambda: False)
         resumed = [a for a in accepted.resume_attempts if a.fields.nonce == reserved.nonce]
         if accepted.resume_attempts and not resumed:
             # Earlier runs signed at another nonce (the entity lost the reservation): signing
@@ -539,6 +546,109 @@ class PaymentWorkflow:
             fee_paid_wei=fee,
             **base,
         )
+
+    async def _reserve_by_update(
+        self, request: PaymentRequest, accepted: PreflightAccepted
+    ) -> NonceReserveOutcome:
+        """The old protocol, for runs started before `nonce-by-signal`: update-with-start."""
+        reserved: NonceReserveOutcome = await workflow.execute_activity(
+            "reserve_nonce",
+            NonceReserveInput(
+                params=self._wallet_params(accepted),
+                wallet_workflow_id=accepted.hot_wallet_workflow_id,
+                request=ReserveRequest(
+                    payment_id=request.payment_id,
+                    asset=accepted.asset,
+                    amount_base_units=accepted.amount_base_units,
+                    daily_cap_base_units=accepted.daily_cap_base_units,
+                    payment_workflow_id=workflow.info().workflow_id,
+                ),
+            ),
+            result_type=NonceReserveOutcome,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=_RESERVE_RETRY,
+            summary="reserve a nonce",
+        )
+        return reserved
+
+    def _wallet_params(self, accepted: PreflightAccepted) -> HotWalletParams:
+        return HotWalletParams(
+            chain=self.request.chain,
+            chain_id=accepted.chain_id,
+            address=accepted.hot_wallet,
+            tuning=accepted.tuning,
+        )
+
+    async def _nonce_by_signal(
+        self, request: PaymentRequest, accepted: PreflightAccepted
+    ) -> NonceReserveOutcome:
+        """Ask the entity (signal-with-start from an activity) and wait for its answer signal:
+        the entity queues us until there is room and the funds cover us. One activity, one
+        signal each way; re-asked (idempotent) only after a long silence."""
+        info = workflow.info()
+        ask = NonceRequestInput(
+            params=self._wallet_params(accepted),
+            wallet_workflow_id=accepted.hot_wallet_workflow_id,
+            request=NonceRequest(
+                payment_id=request.payment_id,
+                payment_workflow_id=info.workflow_id,
+                asset=accepted.asset,
+                amount_base_units=accepted.amount_base_units,
+                daily_cap_base_units=accepted.daily_cap_base_units,
+                token_address=accepted.token_address,
+                native_value_wei=accepted.template.value,
+                gas_budget_wei=accepted.template.gas * accepted.tuning.max_fee_per_gas_cap_wei,
+                rerun=info.attempt > 1
+                or info.continued_run_id is not None
+                or info.first_execution_run_id != info.run_id,
+            ),
+        )
+        asked = False
+        while True:
+            if not asked:
+                await workflow.execute_activity(
+                    "request_nonce",
+                    ask,
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=_RPC_RETRY,
+                    summary="ask the hot wallet for a nonce",
+                )
+                asked = True
+            try:
+                await workflow.wait_condition(
+                    lambda: self._answer is not None, timeout=_REASK_AFTER
+                )
+            except TimeoutError:
+                asked = False
+                continue
+            answer, self._answer = self._answer, None
+            assert answer is not None
+            if answer.kind is NonceAnswerKind.WAITING_FUNDS:
+                self.state.needs_attention = True
+                self.state.attention_reason = answer.reason or "insufficient funds"
+                self.state.events.append(f"waiting for funds: {answer.reason}")
+                await self._progress()
+                continue
+            return await self._answered(answer)
+
+    async def _answered(self, answer: NonceAnswer) -> NonceReserveOutcome:
+        if self.state.needs_attention:  # it waited for funds (nothing else flags before this)
+            self.state.needs_attention = False
+            self.state.attention_reason = None
+        if answer.kind is NonceAnswerKind.RELEASED:
+            raise ApplicationError(
+                f"payment {self.request.payment_id} released its nonce earlier",
+                type="NonceReleased",
+                non_retryable=True,
+            )
+        if answer.kind is NonceAnswerKind.REJECTED:
+            return NonceReserveOutcome(
+                rejection_code=answer.rejection_code or RejectionCode.INSUFFICIENT_BALANCE,
+                reason=answer.reason,
+            )
+        self._settled = answer.settled
+        self._settled_hashes = answer.tx_hashes
+        return NonceReserveOutcome(nonce=answer.nonce)
 
     async def _send(self, accepted: PreflightAccepted, nonce: int) -> AwaitResult:
         sender = _Sender(

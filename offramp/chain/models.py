@@ -384,6 +384,50 @@ class Reservation(_Model):
     attempts: list[TxAttempt] = Field(
         default_factory=list, description="every signed version (fields + hash) for the nonce"
     )
+    # What the reservation holds of the wallet's funds until it is final (admission, item 4);
+    # zero for reservations made through the old `reserve` update.
+    token_address: str | None = None
+    native_value_wei: int = 0
+    gas_budget_wei: int = 0
+
+
+class RecentReservation(_Model):
+    """A final reservation after it left the open set: kept (bounded) so that a re-run of its
+    payment gets the same nonce and the nonce's fate, never a new nonce."""
+
+    nonce: int
+    status: ReservationStatus
+    tx_hashes: list[str] = Field(default_factory=list)
+    updated_at: datetime
+    attempt: TxAttempt | None = Field(
+        default=None, description="the mined (else the last) signed version, for a re-run"
+    )
+
+
+class InsufficientFunds(StrEnum):
+    WAIT = "wait"  # hold the payment without a nonce (NeedsAttention) until a top-up
+    REJECT = "reject"  # end it REJECTED insufficient_balance
+
+
+class WalletPolicy(_Model):
+    """Chain settings the entity applies to admission (the latest request's copy wins)."""
+
+    on_insufficient_funds: InsufficientFunds = InsufficientFunds.WAIT
+    funds_recheck_seconds: float = 30.0
+
+
+class WalletBalances(_Model):
+    native_wei: int
+    tokens: dict[str, int] = Field(
+        default_factory=dict, description="lower-case token address -> base units"
+    )
+    read_at: datetime | None = None
+
+
+class BalancesInput(_Model):
+    chain: str
+    address: str
+    tokens: list[str] = Field(default_factory=list)
 
 
 class HotWalletParams(_Model):
@@ -406,6 +450,28 @@ class HotWalletState(_Model):
     attention: list[str] = Field(default_factory=list)
     runs: int = 1
     log: list[str] = Field(default_factory=list)
+    # Bounded state (new in v2; an old continued-as-new input has none of these and decodes).
+    recent: dict[str, RecentReservation] = Field(
+        default_factory=dict, description="payment id -> final reservation, oldest first, capped"
+    )
+    evicted_until: datetime | None = Field(
+        default=None, description="final reservations updated up to this left `recent`"
+    )
+    queue: list[NonceRequest] = Field(
+        default_factory=list, description="nonce requests waiting for room or funds, in order"
+    )
+    balances: WalletBalances | None = None
+    debited_since_read: dict[str, int] = Field(
+        default_factory=dict,
+        description="funds of reservations final since the balance read (may still be in it)",
+    )
+    policy: WalletPolicy = Field(default_factory=WalletPolicy)
+    funds_waiting: list[str] = Field(
+        default_factory=list, description="queued payment ids already told 'insufficient funds'"
+    )
+    nonce_behind: WalletNonces | None = Field(
+        default=None, description="the chain's nonce was below ours with nothing open: a person"
+    )
 
     def in_flight(self) -> int:
         return sum(
@@ -418,6 +484,70 @@ class HotWalletState(_Model):
 class HotWalletInput(_Model):
     params: HotWalletParams
     state: HotWalletState | None = None
+
+
+class NonceRequest(_Model):
+    """A payment asks the entity for its nonce (signal `request_nonce`, idempotent by payment
+    id); the entity answers with the signal `nonce_answer` (NonceAnswer) to the payment."""
+
+    payment_id: str
+    payment_workflow_id: str
+    asset: str
+    amount_base_units: int = Field(ge=0)
+    daily_cap_base_units: int = Field(ge=0)
+    token_address: str | None = None
+    native_value_wei: int = Field(default=0, ge=0)
+    gas_budget_wei: int = Field(default=0, ge=0, description="gas limit x the fee cap")
+    rerun: bool = Field(default=False, description="not the payment's first run")
+    policy: WalletPolicy = Field(default_factory=WalletPolicy)
+
+
+class NonceAnswerKind(StrEnum):
+    GRANTED = "granted"
+    WAITING_FUNDS = "waiting_funds"  # not final: the payment keeps waiting
+    REJECTED = "rejected"
+    RELEASED = "released"  # the payment gave its nonce back earlier: it can never send
+
+
+class NonceAnswer(_Model):
+    payment_id: str
+    kind: NonceAnswerKind
+    nonce: int | None = None
+    settled: ReservationStatus | None = Field(
+        default=None, description="the nonce is already final (a re-run of a settled payment)"
+    )
+    tx_hashes: list[str] = Field(default_factory=list)
+    rejection_code: RejectionCode | None = None
+    reason: str | None = None
+
+
+class NonceRequestInput(_Model):
+    """Activity input: signal-with-start `request_nonce` on the hot-wallet entity."""
+
+    params: HotWalletParams
+    wallet_workflow_id: str
+    request: NonceRequest
+
+
+class SetNonceRequest(_Model):
+    """Operator: move next_nonce (the only way it ever goes down)."""
+
+    nonce: int = Field(ge=0)
+    reason: str = Field(min_length=3, max_length=500)
+
+
+class WalletSummary(_Model):
+    """What operator updates return (small: never the whole state into history)."""
+
+    next_nonce: int | None
+    paused: bool
+    pause_reason: str | None = None
+    in_flight: int
+    queued: int
+    runs: int
+    chain_nonces: WalletNonces | None = None
+    nonce_behind: WalletNonces | None = None
+    attention: list[str] = Field(default_factory=list, description="the latest few lines")
 
 
 class ReserveRequest(_Model):
@@ -487,3 +617,7 @@ class FillOutcome(_Model):
 
 class WorkflowClosedInput(_Model):
     workflow_id: str
+
+
+HotWalletState.model_rebuild()
+HotWalletInput.model_rebuild()

@@ -24,6 +24,7 @@ from temporalio.worker import Worker
 from web3 import Web3
 
 from activities.chain import ChainActivities
+from activities.hot_wallet import HotWalletActivities
 from offramp.chain.models import (
     PaymentOutcome,
     PaymentRequest,
@@ -153,7 +154,11 @@ def payment_settings(
 
 @asynccontextmanager
 async def payment_worker(
-    client: Client, task_queue: str, chains: dict[str, ChainConfig], pool_size: int = 1
+    client: Client,
+    task_queue: str,
+    chains: dict[str, ChainConfig],
+    pool_size: int = 1,
+    max_cached_workflows: int = 1000,
 ) -> AsyncIterator[ChainRuntime]:
     """The payment workflows and chain activities in-process, on `task_queue`."""
     runtime = await ChainRuntime.create(payment_settings(task_queue, chains, pool_size))
@@ -162,8 +167,9 @@ async def payment_worker(
             client,
             task_queue=task_queue,
             workflows=[PaymentWorkflow, NonceFillWorkflow, HotWalletWorkflow],
-            activities=ChainActivities(runtime).all(),
+            activities=[*ChainActivities(runtime).all(), *HotWalletActivities(runtime).all()],
             graceful_shutdown_timeout=timedelta(seconds=1),
+            max_cached_workflows=max_cached_workflows,
         ):
             yield runtime
     finally:

@@ -26,6 +26,7 @@ from offramp.chain.models import (
     ReservationStatus,
     ReserveRequest,
     ReserveResult,
+    nonce_fill_workflow_id,
     payment_workflow_id,
 )
 from offramp.devstack.chain import HOT_WALLET
@@ -290,19 +291,21 @@ async def test_abandoned_nonce_is_filled(
 
         async def filled() -> HotWalletState | None:
             state = await wallet.query("state", result_type=HotWalletState)
-            return state if state.reservations["ghost"].status is ReservationStatus.FILLED else None
+            ghost = state.recent.get("ghost")  # final reservations move to the bounded index
+            return state if ghost and ghost.status is ReservationStatus.FILLED else None
 
         state = await wait_for(filled, "the fill to be recorded")
     assert outcome.status is PaymentStatus.CONFIRMED
     assert outcome.nonce == start_nonce + 1
     assert chain.nonce() == start_nonce + 2
-    fill = state.reservations["ghost"]
-    assert fill.tx_hashes and fill.fill_workflow_id
+    fill = state.recent["ghost"]
+    fill_workflow_id = nonce_fill_workflow_id(wallet_id(chain), start_nonce)
+    assert fill.tx_hashes
     tx = chain.w3.eth.get_transaction(HexBytes(fill.tx_hashes[-1]))
     assert tx["to"] == HOT_WALLET and tx["value"] == 0 and tx["nonce"] == start_nonce
     assert chain.eth_balance(recipient) == 5 * 10**17
     await assert_no_key_in_histories(
-        dev_client, [payment_workflow_id(payment_id), wallet_id(chain), fill.fill_workflow_id]
+        dev_client, [payment_workflow_id(payment_id), wallet_id(chain), fill_workflow_id]
     )
     print(
         f"\nabandoned nonce {start_nonce} filled by {fill.tx_hashes[-1]}; "
@@ -359,7 +362,7 @@ async def test_nonce_used_elsewhere_is_a_conflict_never_resigned(
     assert outcome.nonce == first.nonce + 1
     assert len(outcome.tx_hashes) == 1  # never re-signed at another nonce
     assert chain.eth_balance(recipient) == 10**17  # only the first payment arrived
-    assert wallet.reservations[payment_id].status is ReservationStatus.CONFLICT
+    assert wallet.recent[payment_id].status is ReservationStatus.CONFLICT
     assert any("conflict" in line for line in wallet.attention)
 
 

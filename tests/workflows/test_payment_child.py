@@ -17,6 +17,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.chain import ChainActivities
+from activities.hot_wallet import HotWalletActivities
 from offramp.chain.models import (
     PaymentOutcome,
     PaymentProgress,
@@ -75,7 +76,7 @@ async def test_order_runs_the_payment_as_a_child(
             dev_client,
             task_queue=task_queue,
             workflows=[FakeOrder, PaymentWorkflow, NonceFillWorkflow, HotWalletWorkflow],
-            activities=ChainActivities(runtime).all(),
+            activities=[*ChainActivities(runtime).all(), *HotWalletActivities(runtime).all()],
             graceful_shutdown_timeout=timedelta(seconds=1),
         ):
             order_id = f"order-{uuid.uuid4().hex[:8]}"

@@ -1,4 +1,7 @@
-"""Acceptance: 100 concurrent payments from one hot wallet, mixed native and token."""
+"""Acceptance: a burst of concurrent payments from one hot wallet, mixed native and token, on a
+worker whose workflow cache is far smaller than the open workflows (every task may replay from
+history): exactly once, contiguous nonces, no workflow task failure (no NondeterminismError), and
+the billed actions of the nonce step per payment."""
 
 from __future__ import annotations
 
@@ -30,7 +33,8 @@ from tests.chain.support import (
     wallet_id,
 )
 
-PAYMENTS = 100
+PAYMENTS = 120
+CACHE = 10  # far below the open workflows: evictions and replays all the time
 
 
 @pytest.fixture
@@ -39,7 +43,7 @@ def chain(tmp_path: Path) -> Iterator[PayChain]:
         yield chain
 
 
-async def test_100_concurrent_payments_exactly_once(
+async def test_burst_of_concurrent_payments_exactly_once_with_a_small_cache(
     dev_client: Client, task_queue: str, chain: PayChain
 ) -> None:
     requests = []
@@ -59,7 +63,8 @@ async def test_100_concurrent_payments_exactly_once(
         )
     start_nonce = chain.nonce()
     started = time.monotonic()
-    async with payment_worker(dev_client, task_queue, {CHAIN: chain.config()}):
+    config = chain.config(in_flight_limit=16)
+    async with payment_worker(dev_client, task_queue, {CHAIN: config}, max_cached_workflows=CACHE):
         handles = await asyncio.gather(
             *(start_payment(dev_client, task_queue, r) for r in requests)
         )
@@ -90,18 +95,54 @@ async def test_100_concurrent_payments_exactly_once(
     # The entity saw every nonce confirmed, none left in flight.
     assert wallet.in_flight() == 0
     assert wallet.next_nonce == start_nonce + PAYMENTS
-    assert sorted(r.nonce for r in wallet.reservations.values()) == nonces
-    assert {r.status for r in wallet.reservations.values()} == {ReservationStatus.CONFIRMED}
+    assert wallet.reservations == {}  # final ones live in the bounded index only
+    assert sorted(r.nonce for r in wallet.recent.values()) == nonces
+    assert {r.status for r in wallet.recent.values()} == {ReservationStatus.CONFIRMED}
     history = await dev_client.get_workflow_handle(wallet_id(chain)).fetch_history()
     counts: dict[str, int] = {}
     for event in history.events:
         name = EventType.Name(event.event_type)
         counts[name] = counts.get(name, 0) + 1
     assert counts.get("EVENT_TYPE_WORKFLOW_TASK_FAILED", 0) == 0, counts
+    actions = [
+        await nonce_step_actions(dev_client, payment_workflow_id(r.payment_id)) for r in requests
+    ]
+    # One request_nonce activity + its signal-with-start, one re-ask timer, one answer signal.
+    assert max(actions) == 4, actions
     searched = await assert_no_key_in_histories(
         dev_client, [payment_workflow_id(r.payment_id) for r in requests] + [wallet_id(chain)]
     )
     print(
-        f"\n100 payments: {elapsed:.1f}s, nonces {nonces[0]}..{nonces[-1]}, "
+        f"\n{PAYMENTS} payments (cache {CACHE}): {elapsed:.1f}s, nonces {nonces[0]}..{nonces[-1]}, "
+        f"nonce-step actions per payment {sum(actions) / len(actions):.2f} (max {max(actions)}), "
         f"{searched} history bytes searched for the key; hot wallet history {counts}"
     )
+
+
+async def nonce_step_actions(client: Client, workflow_id: str) -> int:
+    """Billed actions of a payment's nonce step, from its history: every request_nonce activity
+    attempt (each also signals-with-start the entity), timers before the first signing, and
+    the entity's answer signals. Asserts the payment had no workflow task failure."""
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    request_ids: set[int] = set()
+    attempts = timers = answers = 0
+    for event in history.events:
+        kind = event.event_type
+        assert kind != EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED, workflow_id
+        if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            name = event.activity_task_scheduled_event_attributes.activity_type.name
+            if name == "sign_and_broadcast":
+                break
+            if name == "request_nonce":
+                request_ids.add(event.event_id)
+        elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            started = event.activity_task_started_event_attributes
+            if started.scheduled_event_id in request_ids:
+                attempts += started.attempt
+        elif kind == EventType.EVENT_TYPE_TIMER_STARTED:
+            timers += 1
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+            answers += (
+                event.workflow_execution_signaled_event_attributes.signal_name == "nonce_answer"
+            )
+    return 2 * attempts + timers + answers

@@ -38,6 +38,7 @@ from offramp.chain.models import (
     ReserveRequest,
     ReserveResult,
     hot_wallet_workflow_id,
+    nonce_fill_workflow_id,
     payment_workflow_id,
 )
 from offramp.converter import DATA_CONVERTER
@@ -146,8 +147,13 @@ async def nonce_fill(ctx: Ctx) -> list[str]:
 
         async def filled() -> str | None:
             state = await wallet.query("state", result_type=HotWalletState)
-            r = state.reservations["ghost"]
-            return r.fill_workflow_id if r.status is ReservationStatus.FILLED else None
+            open_ = state.reservations.get("ghost")
+            if open_ is not None:  # still open: not filled yet
+                return None
+            final = state.recent.get("ghost")  # a final reservation leaves the open set
+            if final is None or final.status is not ReservationStatus.FILLED:
+                return None
+            return nonce_fill_workflow_id(ctx.wallet_id, final.nonce)
 
         fill_id = await wait_for(filled, f"the fill of nonce {ghost.nonce}", limit=120)
         await ctx.client.get_workflow_handle(fill_id).result()

@@ -1,0 +1,199 @@
+"""The hot-wallet entity under a lowered payload limit (issue 11, item 1): a dev server of its
+own refuses payloads over 24 KB and suggests continue-as-new every 80 events, so the entity
+continues-as-new many times while a stream of payments asks for nonces by signal. Its state stays
+bounded (open reservations, the queue and a capped index), so every continue-as-new fits: no
+reservation is lost or handed out twice, and no workflow task fails.
+
+The payments are stand-ins (the real `request_nonce` activity and signal protocol, no chain), so
+hundreds of them run on a shared machine."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+from temporalio import activity, workflow
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+
+from activities.hot_wallet import HotWalletActivities
+from offramp.chain.models import (
+    BalancesInput,
+    HotWalletState,
+    NonceAnswer,
+    NonceAnswerKind,
+    NonceRequest,
+    NonceRequestInput,
+    NonceSettledSignal,
+    ReservationStatus,
+    WalletBalances,
+    WalletNonces,
+    WorkflowClosedInput,
+)
+from offramp.converter import DATA_CONVERTER
+from offramp.devstack import binaries
+from offramp.devstack.processes import free_port
+from tests.workflows.test_hot_wallet import params
+from workflows import hot_wallet
+from workflows.hot_wallet import HotWalletWorkflow
+
+BLOB_LIMIT = 24 * 1024
+PAYMENTS = 240
+
+
+@pytest.fixture(scope="module")
+async def small_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        data_converter=DATA_CONVERTER,
+        dev_server_existing_path=str(binaries.temporal_cli()),
+        port=free_port(),
+        dev_server_log_level="error",
+        dev_server_extra_args=[
+            "--dynamic-config-value",
+            f"limit.blobSize.error={BLOB_LIMIT}",
+            "--dynamic-config-value",
+            f"limit.blobSize.warn={BLOB_LIMIT // 2}",
+            "--dynamic-config-value",
+            "limit.historyCount.suggestContinueAsNew=80",
+        ],
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@activity.defn(name="read_wallet_nonces")
+async def read_wallet_nonces(chain: str) -> WalletNonces:
+    return WalletNonces(latest=3, pending=3)
+
+
+@activity.defn(name="read_wallet_balances")
+async def read_wallet_balances(inp: BalancesInput) -> WalletBalances:
+    return WalletBalances(native_wei=10**30, tokens={t: 10**30 for t in inp.tokens})
+
+
+@activity.defn(name="workflow_closed")
+async def workflow_closed(inp: WorkflowClosedInput) -> bool:
+    return False
+
+
+@workflow.defn(name="StandInPayment", sandboxed=False)
+class StandInPayment:
+    """Asks for a nonce like the Payment does, then reports it confirmed."""
+
+    def __init__(self) -> None:
+        self.answer: NonceAnswer | None = None
+
+    @workflow.signal
+    def nonce_answer(self, answer: NonceAnswer) -> None:
+        self.answer = answer
+
+    @workflow.run
+    async def run(self, ask: NonceRequestInput) -> int:
+        await workflow.execute_activity(
+            "request_nonce", ask, start_to_close_timeout=timedelta(seconds=30)
+        )
+        await workflow.wait_condition(lambda: self.answer is not None)
+        assert self.answer is not None and self.answer.kind is NonceAnswerKind.GRANTED
+        nonce = self.answer.nonce
+        assert nonce is not None
+        await workflow.get_external_workflow_handle(ask.wallet_workflow_id).signal(
+            "nonce_settled",
+            NonceSettledSignal(
+                payment_id=ask.request.payment_id,
+                nonce=nonce,
+                status=ReservationStatus.CONFIRMED,
+                tx_hash="0x" + f"{nonce:064x}",
+            ),
+        )
+        return nonce
+
+
+def ask(wallet_id: str, payment_id: str) -> NonceRequestInput:
+    return NonceRequestInput(
+        params=params(in_flight_limit=8),
+        wallet_workflow_id=wallet_id,
+        request=NonceRequest(
+            payment_id=payment_id,
+            payment_workflow_id=f"standin-{payment_id}",
+            asset="USDC",
+            amount_base_units=1_000_000,
+            daily_cap_base_units=0,
+            token_address="0x" + "11" * 20,
+            gas_budget_wei=10**15,
+        ),
+    )
+
+
+async def run_payments(
+    client: Client, task_queue: str, wallet_id: str, ids: list[str]
+) -> list[int]:
+    handles = [
+        await client.start_workflow(
+            StandInPayment.run, ask(wallet_id, pid), id=f"standin-{pid}", task_queue=task_queue
+        )
+        for pid in ids
+    ]
+    results = asyncio.gather(*(h.result() for h in handles))
+    return list(await asyncio.wait_for(results, timeout=180))  # bounded: a jam fails the test
+
+
+async def test_many_continue_as_new_cycles_under_a_low_payload_limit(
+    small_env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Scaled to the lowered limit like the defaults are to 2 MB (unsandboxed worker below).
+    monkeypatch.setattr(hot_wallet, "STATE_BYTES_BUDGET", BLOB_LIMIT // 3)
+    monkeypatch.setattr(hot_wallet, "RECENT_LIMIT", 60)
+    client = small_env.client
+    task_queue = f"can-{uuid.uuid4()}"
+    wallet_id = f"hot-wallet-can-{uuid.uuid4()}"
+    runtime = SimpleNamespace(settings=SimpleNamespace(chain=lambda name: None))
+    activities = HotWalletActivities(cast(Any, runtime))
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[HotWalletWorkflow, StandInPayment],
+        activities=[
+            activities.request_nonce,
+            read_wallet_balances,
+            read_wallet_nonces,
+            workflow_closed,
+        ],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+        max_cached_workflows=20,
+        graceful_shutdown_timeout=timedelta(seconds=1),
+    ):
+        ids = [f"p{i}" for i in range(PAYMENTS)]
+        nonces: list[int] = []
+        for batch in range(0, PAYMENTS, 40):  # waves of concurrent requests
+            nonces += await run_payments(client, task_queue, wallet_id, ids[batch : batch + 40])
+        wallet = client.get_workflow_handle(wallet_id)
+        state = await wallet.query("state", result_type=HotWalletState)
+        # A recent payment asking again (a re-run) gets its nonce back, never a new one.
+        again = await run_payments(client, task_queue, wallet_id, [ids[-1]])
+        after = await wallet.query("state", result_type=HotWalletState)
+        history = await wallet.fetch_history()
+        with contextlib.suppress(Exception):
+            await wallet.terminate("test done")
+    assert sorted(nonces) == list(range(3, 3 + PAYMENTS)), "a nonce lost or handed out twice"
+    assert again == [nonces[-1]] and after.next_nonce == state.next_nonce
+    assert state.next_nonce == 3 + PAYMENTS
+    assert state.runs > 10, state.runs
+    assert state.reservations == {} and state.queue == []
+    assert 0 < len(state.recent) <= 60 and state.evicted_until is not None
+    assert {r.nonce for r in state.recent.values()} <= set(nonces)
+    assert len(state.model_dump_json()) < BLOB_LIMIT
+    failed = [
+        e for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
+    ]
+    assert not failed
+    print(f"\n{PAYMENTS} nonces over {state.runs} runs; state {len(state.model_dump_json())} B")
