@@ -120,8 +120,9 @@ async def test_cancel_refused_once_a_transaction_may_exist(
 async def test_poll_now_wakes_a_slow_poll(
     dev_env: WorkflowEnvironment, sc: SellChain, admin: SimulatorAdmin, task_queue: str
 ) -> None:
-    # Ready only after a first poll; with hour-long poll intervals only poll_now can move it.
-    order_id = await create_sim_order(admin, ready_after_seconds=0.5)
+    # Not ready until the workflow waits for it (made ready below, so a slow first fetch cannot
+    # find it ready already); with hour-long poll intervals only poll_now can move it.
+    order_id = await create_sim_order(admin, ready_after_seconds=3600)
     async with engine_worker(dev_env.client, engine_settings(sc, task_queue)):
         handle = await start_order(
             dev_env.client,
@@ -133,6 +134,7 @@ async def test_poll_now_wakes_a_slow_poll(
             ready_timeout=timedelta(hours=3),
         )
         await wait_stage(handle, Stage.AWAITING_ORDER)
+        await admin.patch_order(order_id, ready_after_seconds=0)
         await admin.wait_for(
             order_id,
             lambda v: (
