@@ -14,6 +14,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from offramp.config import ConfigError, EngineSettings, load_settings
+from offramp.logs import configure_logging, redact_settings_secrets
 from offramp.temporal_client import connect
 from worker import registry, roles
 from worker.resources import WorkerResources
@@ -93,6 +94,7 @@ async def _main() -> int:
     except ConfigError as exc:
         print(f"offramp worker: {exc}", file=sys.stderr)
         return 2
+    redact_settings_secrets(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -106,7 +108,9 @@ async def _main() -> int:
 
 
 def main() -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    try:
+        configure_logging()  # OFFRAMP_LOG_LEVEL, OFFRAMP_LOG_FORMAT (README "Logs")
+    except ConfigError as exc:
+        print(f"offramp worker: {exc}", file=sys.stderr)
+        return 2
     return asyncio.run(_main())
