@@ -208,7 +208,7 @@ class ActivityFailureLines(logging.Filter):
             info.get("workflow_id", "?"),
             ", not retryable" if final else ", will retry",
             getattr(error, "type", None) or type(error).__name__,
-            " ".join(str(error).split()) or repr(error),
+            " ".join(str(getattr(error, "message", None) or error).split()) or repr(error),
         )
         record.exc_info = None
         record.exc_text = None
