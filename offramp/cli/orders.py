@@ -16,7 +16,7 @@ from temporalio.service import RPCError
 
 from offramp import search_attributes as sa
 from offramp.cli.app import CliError, app, console, run_async
-from offramp.config import DEFAULT_TASK_QUEUE, ConfigError
+from offramp.config import DEFAULT_TASK_QUEUE
 from offramp.orders.models import (
     Decision,
     SellOrderInput,
@@ -37,8 +37,6 @@ TaskQueueOpt = Annotated[str, typer.Option(envvar="OFFRAMP_TASK_QUEUE")]
 async def _client() -> Client:
     try:
         return await connect()
-    except ConfigError as exc:
-        raise CliError(str(exc)) from None
     except RuntimeError as exc:
         raise CliError(f"cannot connect to Temporal: {exc}") from None
 
