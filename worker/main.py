@@ -15,6 +15,7 @@ from temporalio.worker import Worker
 
 from offramp.config import ConfigError, EngineSettings, load_settings
 from offramp.logs import configure_logging, redact_settings_secrets
+from offramp.metrics import metrics_address, metrics_runtime
 from offramp.temporal_client import connect
 from worker import registry, roles
 from worker.resources import WorkerResources
@@ -66,10 +67,12 @@ async def run_worker(
     stop: asyncio.Event,
     temporal_env: Mapping[str, str] | None = None,
 ) -> None:
+    address = metrics_address(temporal_env)
+    runtime = {"runtime": metrics_runtime(address)} if address else {}
     resources = await create_resources(settings)
     try:
         try:
-            client = await connect(temporal_env)
+            client = await connect(temporal_env, **runtime)
         except RuntimeError as exc:
             raise ConfigError(
                 f"cannot connect to Temporal (TEMPORAL_ADDRESS etc.): {exc}"
@@ -77,10 +80,11 @@ async def run_worker(
         worker = build_worker(client, settings, resources)
         async with worker:
             log.info(
-                "%s: task queue %s, role %s",
+                "%s: task queue %s, role %s%s",
                 READY_MESSAGE,
                 settings.task_queue,
                 settings.worker_role,
+                f", metrics on http://{address}/metrics" if address else "",
             )
             await stop.wait()
             log.info("stopping: finishing in-flight tasks")
