@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import os
+import sys
 import uuid
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
@@ -22,6 +23,7 @@ from offramp.codec import parse_key_ring
 from offramp.converter import encrypting_converter
 from offramp.orders.models import SellOrderResult, Stage
 from offramp.simulator.admin import SimulatorAdmin
+from tests.cli.conftest import CLI_TIMEOUT_SECONDS, run_command
 from tests.e2e.support import (
     SellChain,
     create_sim_order,
@@ -53,9 +55,11 @@ def sc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SellChain]:
         yield chain
 
 
+KEYS = f"test-key:{base64.b64encode(os.urandom(32)).decode()}"
+
+
 def encrypted_client(plain: Client) -> Client:
-    key = base64.b64encode(os.urandom(32)).decode()
-    converter = encrypting_converter(parse_key_ring(f"test-key:{key}", "OFFRAMP_CODEC_KEYS"))
+    converter = encrypting_converter(parse_key_ring(KEYS, "OFFRAMP_CODEC_KEYS"))
     return Client(plain.service_client, namespace=plain.namespace, data_converter=converter)
 
 
@@ -119,6 +123,7 @@ async def test_stored_histories_hold_no_order_data_in_plaintext(
     ]
     if encrypted:
         assert not leaks, "\n".join(leaks)
+        await replay_needs_the_keys(dev_env, handle.id)
     else:  # the control: the same check finds each of them without the codec
         found = {leak.split(" in ")[0] for leak in leaks}
         assert {"user ref", "deposit address", "amount", "tx hash"} <= found, found
@@ -138,3 +143,27 @@ async def test_stored_histories_hold_no_order_data_in_plaintext(
 
 def _upserted(event: HistoryEvent) -> Mapping[str, Payload]:
     return event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+
+
+async def replay_needs_the_keys(dev_env: WorkflowEnvironment, workflow_id: str) -> None:
+    """`offramp replay` decodes the encrypted history with OFFRAMP_CODEC_KEYS, and cannot
+    without them."""
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
+        "TEMPORAL_NAMESPACE": dev_env.client.namespace,
+    }
+    with_keys = await run_command(
+        [sys.executable, "-m", "offramp", "replay", "--workflow-id", workflow_id],
+        {**env, "OFFRAMP_CODEC_KEYS": KEYS},
+        CLI_TIMEOUT_SECONDS,
+    )
+    assert with_keys.code == 0, with_keys.err
+    assert "compatible with the current code" in with_keys.out
+    without = await run_command(
+        [sys.executable, "-m", "offramp", "replay", "--workflow-id", workflow_id],
+        env,
+        CLI_TIMEOUT_SECONDS,
+    )
+    assert without.code == 1 and "NOT compatible" in without.error_line, without.err
