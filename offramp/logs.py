@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
+from offramp.codec.keys import load_key_ring
 from offramp.config import ENV_PREFIX, ConfigError, EngineSettings
 
 LOG_LEVEL_VAR = f"{ENV_PREFIX}LOG_LEVEL"
@@ -111,6 +112,12 @@ def env_secrets(env: Mapping[str, str] | None = None) -> list[str]:
     values = [env.get(name) for name in _SECRET_VARS]
     codec_keys = env.get(f"{ENV_PREFIX}CODEC_KEYS", "")
     values += [entry.partition(":")[2] for entry in codec_keys.replace("\n", ",").split(",")]
+    try:
+        key_ring = load_key_ring(env)  # also the keys of OFFRAMP_CODEC_KEYS_FILE
+    except ConfigError:
+        key_ring = None  # reported when the converter is built, naming the variable
+    if key_ring is not None:
+        values += key_ring.secrets()
     return [v for v in values if v]
 
 

@@ -8,6 +8,7 @@ import logging
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
@@ -98,13 +99,14 @@ def test_bad_level_or_format_names_the_variable() -> None:
 
 @pytest.mark.parametrize("fmt", ["text", "json"])
 @pytest.mark.usefixtures("restore_logging")
-def test_configured_secrets_never_appear(fmt: str) -> None:
+def test_configured_secrets_never_appear(fmt: str, tmp_path: Path) -> None:
     codec_key = "c2VjcmV0LWtleS1zZWNyZXQta2V5LXNlY3JldC1rZXk="
+    (tmp_path / "keys").write_text(f"k1:{codec_key}\n")
     stream = capture(
         fmt,
         OFFRAMP_HOT_WALLET_PRIVATE_KEY=KEY,
         TEMPORAL_API_KEY="temporal-cloud-api-key-xyz",
-        OFFRAMP_CODEC_KEYS=f"k1:{codec_key}",
+        OFFRAMP_CODEC_KEYS_FILE=str(tmp_path / "keys"),
     )
     chain = ChainConfig(
         chain_id=1,
