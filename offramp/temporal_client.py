@@ -1,4 +1,5 @@
-"""Connecting to Temporal the way Temporal's own tools do (envconfig), with our data converter."""
+"""Connecting to Temporal the way Temporal's own tools do (envconfig), with our data converter
+(encrypting when `OFFRAMP_CODEC_KEYS` is set: offramp.converter)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.envconfig import ClientConfig
 
-from offramp.converter import DATA_CONVERTER
+from offramp.converter import data_converter
 
 
 def connect_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -22,6 +23,7 @@ def connect_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
 
 async def connect(env: Mapping[str, str] | None = None, **overrides: Any) -> Client:
     config = connect_config(env)
+    config.setdefault("data_converter", data_converter(env))
     config.update(overrides)
     target = config.pop("target_host")
-    return await Client.connect(target, data_converter=DATA_CONVERTER, **config)
+    return await Client.connect(target, **config)

@@ -14,6 +14,8 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from offramp.config import ConfigError, EngineSettings, load_settings
+from offramp.logs import configure_logging, redact_settings_secrets
+from offramp.metrics import metrics_address, metrics_runtime
 from offramp.temporal_client import connect
 from worker import registry, roles
 from worker.resources import WorkerResources
@@ -65,10 +67,12 @@ async def run_worker(
     stop: asyncio.Event,
     temporal_env: Mapping[str, str] | None = None,
 ) -> None:
+    address = metrics_address(temporal_env)
+    runtime = {"runtime": metrics_runtime(address)} if address else {}
     resources = await create_resources(settings)
     try:
         try:
-            client = await connect(temporal_env)
+            client = await connect(temporal_env, **runtime)
         except RuntimeError as exc:
             raise ConfigError(
                 f"cannot connect to Temporal (TEMPORAL_ADDRESS etc.): {exc}"
@@ -76,10 +80,11 @@ async def run_worker(
         worker = build_worker(client, settings, resources)
         async with worker:
             log.info(
-                "%s: task queue %s, role %s",
+                "%s: task queue %s, role %s%s",
                 READY_MESSAGE,
                 settings.task_queue,
                 settings.worker_role,
+                f", metrics on http://{address}/metrics" if address else "",
             )
             await stop.wait()
             log.info("stopping: finishing in-flight tasks")
@@ -93,6 +98,7 @@ async def _main() -> int:
     except ConfigError as exc:
         print(f"offramp worker: {exc}", file=sys.stderr)
         return 2
+    redact_settings_secrets(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -106,7 +112,9 @@ async def _main() -> int:
 
 
 def main() -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    try:
+        configure_logging()  # OFFRAMP_LOG_LEVEL, OFFRAMP_LOG_FORMAT (README "Logs")
+    except ConfigError as exc:
+        print(f"offramp worker: {exc}", file=sys.stderr)
+        return 2
     return asyncio.run(_main())

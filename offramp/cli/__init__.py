@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from offramp.cli import demo, orders, sim, stack, wallet
-from offramp.cli.app import app
+import sys
 
-__all__ = ["app", "demo", "main", "orders", "sim", "stack", "wallet"]
+from offramp.cli import codec, demo, orders, sim, stack, wallet
+from offramp.cli.app import app
+from offramp.config import ConfigError
+from offramp.logs import configure_logging, log_settings
+
+__all__ = ["app", "codec", "demo", "main", "orders", "sim", "stack", "wallet"]
 
 
 def main() -> None:
+    try:
+        # OFFRAMP_LOG_LEVEL, OFFRAMP_LOG_FORMAT as for the worker; WARNING by default, so a
+        # command's own output is not mixed with library INFO lines.
+        configure_logging(log_settings(default_level="WARNING"))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     app()

@@ -18,6 +18,8 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError
 
+from offramp.config import ConfigError
+
 T = TypeVar("T")
 
 
@@ -87,7 +89,7 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
     """Run a command's coroutine; expected failures become one line on stderr."""
     try:
         return asyncio.run(coro)
-    except CliError as exc:
+    except (CliError, ConfigError) as exc:  # ConfigError: e.g. bad OFFRAMP_CODEC_KEYS
         fail(str(exc))
     except RPCError as exc:
         fail(f"Temporal: {exc.message}")

@@ -38,7 +38,7 @@ from temporalio.service import RPCError
 
 from offramp.cli.app import app, console, fail
 from offramp.config import DEFAULT_TASK_QUEUE
-from offramp.converter import DATA_CONVERTER
+from offramp.converter import data_converter
 from offramp.devstack.processes import ProcessFailed, port_open
 from offramp.orders.models import (
     Decision,
@@ -530,7 +530,7 @@ async def run_demo(
     if info.simulator_url is None:
         raise DemoError("the demo needs the Kado simulator")
     client = await Client.connect(
-        info.temporal_address, namespace="default", data_converter=DATA_CONVERTER
+        info.temporal_address, namespace="default", data_converter=data_converter()
     )
     from offramp.simulator.admin import SimulatorAdmin
 

@@ -229,6 +229,7 @@ def replay(
     if (history_file is None) == (workflow_id is None):
         raise typer.BadParameter("give exactly one of --history-file or --workflow-id")
     # A failing replay is reported once, below: not also as the SDK's logged traceback.
+    logging.getLogger("temporalio").propagate = False  # not to the CLI's log handler either
     logging.getLogger("temporalio").addHandler(logging.NullHandler())
 
     async def go() -> None:

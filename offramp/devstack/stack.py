@@ -5,6 +5,7 @@ workflows (SQLite) and the chain (anvil state file) survive a restart of the sta
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,7 +81,20 @@ class StackInfo:
         }
         if self.simulator_url:
             env["OFFRAMP_KADO_BASE_URL"] = self.simulator_url
+        # The caller's log and encryption settings: the CLI beside the stack uses the same keys.
+        for name in _PASSED_THROUGH:
+            if os.environ.get(name):
+                env[name] = os.environ[name]
         return env
+
+
+_PASSED_THROUGH = (
+    "OFFRAMP_CODEC_KEYS",
+    "OFFRAMP_CODEC_KEYS_FILE",
+    "OFFRAMP_LOG_LEVEL",
+    "OFFRAMP_LOG_FORMAT",
+    "OFFRAMP_METRICS_ADDRESS",
+)
 
 
 class LocalStack:

@@ -13,7 +13,7 @@ from temporalio.client import WorkflowHistory as _History
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.worker import Replayer
 
-from offramp.converter import DATA_CONVERTER
+from offramp.converter import data_converter
 
 
 class HistoryError(Exception):
@@ -36,7 +36,7 @@ def replayer() -> Replayer:
 
     return Replayer(
         workflows=list(registry.workflows()),
-        data_converter=DATA_CONVERTER,
+        data_converter=data_converter(),  # decrypts with OFFRAMP_CODEC_KEYS when set
         runtime=_quiet_runtime(),
     )
 
