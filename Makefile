@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: run test lint typecheck pytest deps stack token histories clean
+.PHONY: run test lint typecheck pytest deps stack token histories bench clean
 
 run: deps
 	$(BIN)/offramp demo
@@ -40,6 +40,13 @@ $(NODE_STAMP): package.json package-lock.json
 	# npm ci rejects a lockfile without the other platforms' optional entries. Versions stay exact.
 	npm install --no-audit --no-fund --loglevel=error
 	touch $@
+
+# Throughput and fault figures on a private stack (free ports, temp dir); prints, never asserts.
+# Quick by default; e.g. BENCH_ARGS="--orders 1000 --workers 2 --payments 500 --server-kill 200
+# --soak 5000". `$(BIN)/offramp bench --help` lists the options.
+BENCH_ARGS ?=
+bench: deps
+	$(BIN)/offramp bench $(BENCH_ARGS)
 
 # Re-record the SellOrderWorkflow histories the replay test guards (tests/histories/*.json).
 histories: deps

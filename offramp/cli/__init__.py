@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from offramp.cli import demo, orders, sim, stack
+from offramp.cli import bench, demo, orders, sim, stack
 from offramp.cli.app import app
 
-__all__ = ["app", "demo", "main", "orders", "sim", "stack"]
+__all__ = ["app", "bench", "demo", "main", "orders", "sim", "stack"]
 
 
 def main() -> None:
