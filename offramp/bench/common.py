@@ -6,11 +6,13 @@ import asyncio
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
 
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from offramp.bench import tracking
 from offramp.bench.figures import Row
@@ -47,6 +49,19 @@ async def bounded(calls: Iterable[Callable[[], Awaitable[T]]], limit: int = CONC
     return await asyncio.gather(*(one(c) for c in calls))
 
 
+async def terminate(bench: Bench, workflow_ids: list[str]) -> None:
+    def stop(workflow_id: str) -> Callable[[], Awaitable[None]]:
+        handle = bench.client.get_workflow_handle(workflow_id)
+
+        async def call() -> None:
+            with suppress(RPCError):  # it may have closed meanwhile
+                await handle.terminate(reason="benchmark: still open after its time limit")
+
+        return call
+
+    await bounded(stop(w) for w in workflow_ids)
+
+
 async def wait_and_time(
     bench: Bench, name: str, unit: str, workflow_type: str, since: datetime, count: int
 ) -> tuple[Row, list[tracking.Closed]]:
@@ -78,8 +93,10 @@ async def wait_and_time(
         stuck=len(still_open),
     )
     if still_open:
+        await terminate(bench, still_open)
         row.notes.append(
-            f"{len(still_open)} still open after {bench.timeout:.0f} s, e.g. "
+            f"{len(still_open)} still open after {bench.timeout:.0f} s (terminated, so they do "
+            "not load the next scenarios; a terminated payment may leave a nonce gap), e.g. "
             + ", ".join(still_open[:3])
         )
     return row, closed

@@ -40,7 +40,8 @@ def table(rows: list[Row]) -> Table:
         t.add_row(
             row.scenario,
             str(row.count),
-            f"{_num(row.rate, 2)} {row.unit}",
+            # Over the closed ones only when some are stuck: not a throughput then.
+            f"{_num(row.rate, 2)} {row.unit}" + (" (partial)" if row.stuck else ""),
             _num(lat.p50) if lat else "-",
             _num(lat.p95) if lat else "-",
             _num(lat.max) if lat else "-",
