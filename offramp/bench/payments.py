@@ -103,9 +103,8 @@ async def run_payments(bench: Bench, count: int, wallets: int, name: str) -> Row
     return row
 
 
-async def run_pools(bench: Bench, count: int, sizes: list[int]) -> list[Row]:
-    """Payments/s for each pool size, in one run."""
-    rows = []
+async def run_pools(bench: Bench, count: int, sizes: list[int], rows: list[Row]) -> None:
+    """Payments/s for each pool size, in one run (a row appended to `rows` per size)."""
     for size in sizes:
         if size > 1 and not pool.pools_supported():
             bench.log(f"pool of {size}: skipped, ChainConfig has no hot_wallets (branch h/chain)")
@@ -113,7 +112,6 @@ async def run_pools(bench: Bench, count: int, sizes: list[int]) -> list[Row]:
         rows.append(await run_payments(bench, count, size, f"pool {size}"))
     if not pool.pools_supported():
         rows[-1].notes.append("only a pool of 1 ran: wallet pools need branch h/chain")
-    return rows
 
 
 async def wallet_history(bench: Bench, since: datetime) -> str:

@@ -43,7 +43,11 @@ def quiet_runtime() -> Runtime:
     return Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(filter=quiet)))
 
 
-async def run_plan(stack: BenchStack, plan: BenchPlan, log: Callable[[str], None]) -> list[Row]:
+async def run_plan(
+    stack: BenchStack, plan: BenchPlan, log: Callable[[str], None], rows: list[Row]
+) -> None:
+    """Run the plan's scenarios, appending each one's row to `rows` as soon as it ends (an
+    interrupted run still shows what it measured)."""
     client = await Client.connect(
         stack.info.temporal_address,
         namespace="default",
@@ -51,7 +55,6 @@ async def run_plan(stack: BenchStack, plan: BenchPlan, log: Callable[[str], None
         runtime=quiet_runtime(),
     )
     bench = Bench(stack, client, plan.timeout, log)
-    rows: list[Row] = []
     if plan.orders:
         row, counts = await run_orders(
             bench, plan.orders, replicas=plan.workers, wallets=plan.order_wallets
@@ -59,7 +62,7 @@ async def run_plan(stack: BenchStack, plan: BenchPlan, log: Callable[[str], None
         rows.append(row)
         rows.append(await run_skeleton(bench, plan.orders, counts, plan.workers))
     if plan.payments:
-        rows += await run_pools(bench, plan.payments, plan.pools)
+        await run_pools(bench, plan.payments, plan.pools, rows)
     if plan.kill_orders:
         row, _ = await run_orders(
             bench,
@@ -73,7 +76,6 @@ async def run_plan(stack: BenchStack, plan: BenchPlan, log: Callable[[str], None
     if plan.soak:
         rows.append(await run_soak(bench, plan.soak))
     stack.stop_workers()
-    return rows
 
 
 def make_stack(plan: BenchPlan, data_dir: Path | None) -> tuple[BenchStack, Path, bool]:

@@ -13,7 +13,7 @@ from offramp.bench.skeleton import SKELETON_ORDER, SkeletonOrder
 
 # Counted from a happy order's history on this branch (order workflow, payment child); used when
 # the benchmark ran no real order to count from.
-DEFAULT_COUNTS = ActivityCounts(order=5, payment=6)
+DEFAULT_COUNTS = ActivityCounts(order=4, payment=5)
 
 
 async def run_skeleton(

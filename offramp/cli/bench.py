@@ -10,12 +10,15 @@ import asyncio
 import signal
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from offramp.cli.app import app, console, fail
+
+if TYPE_CHECKING:
+    from offramp.bench.figures import Row
 
 
 def _sizes(text: str) -> list[int]:
@@ -57,7 +60,6 @@ def bench(
     """Run N concurrent orders end to end against the bare Temporal skeleton, payments/s per
     wallet-pool size, and optionally the server-kill run and a soak through one wallet; print a
     table. Starts and stops its own stack on free ports."""
-    from offramp.bench.figures import details, table
     from offramp.bench.runner import BenchPlan, make_stack, remove, run_plan
     from offramp.devstack.processes import ProcessFailed
 
@@ -76,25 +78,33 @@ def bench(
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # unwinds: the stack is stopped
     stack, directory, temporary = make_stack(plan, data_dir)
     began = time.monotonic()
+    rows: list[Row] = []
     error: str | None = None
     try:
         with console.status("starting the benchmark stack..."):
             stack.start()
         console.print(f"stack up in {time.monotonic() - began:.0f} s; logs in {stack.logs}")
-        rows = asyncio.run(run_plan(stack, plan, lambda line: console.print(line, highlight=False)))
-        # Wide enough for the table even when the output goes to a file or a pipe.
-        wide = Console(width=max(console.width, 120), highlight=False)
-        wide.print(table(rows))
-        for line in details(rows):
-            wide.print(line, soft_wrap=True)
-        console.print(f"{time.monotonic() - began:.0f} s in all", highlight=False)
+        asyncio.run(run_plan(stack, plan, lambda line: console.print(line, highlight=False), rows))
     except KeyboardInterrupt:
         error = "interrupted"
     except ProcessFailed as exc:
         error = f"{str(exc).splitlines()[0]} (logs in {stack.logs})"
     finally:
         stack.close()
+    if rows:  # also what an interrupted or failed run measured before it stopped
+        _print_figures(rows)
+    console.print(f"{time.monotonic() - began:.0f} s in all", highlight=False)
     if error is None and temporary:
         remove(directory)
     if error is not None:
         fail(error, code=130 if error == "interrupted" else 1)
+
+
+def _print_figures(rows: list[Row]) -> None:
+    from offramp.bench.figures import details, table
+
+    # Wide enough for the table even when the output goes to a file or a pipe.
+    wide = Console(width=max(console.width, 120), highlight=False)
+    wide.print(table(rows))
+    for line in details(rows):
+        wide.print(line, soft_wrap=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from offramp.bench.figures import Row
 from offramp.bench.runner import BenchPlan, run_plan
 from offramp.bench.stack import BenchSettings, BenchStack
 
@@ -16,9 +17,10 @@ async def test_tiny_benchmark_runs_every_scenario(tmp_path: Path) -> None:
     )
     stack = BenchStack(BenchSettings(data_dir=tmp_path))
     lines: list[str] = []
+    rows: list[Row] = []
     try:
         stack.start()
-        rows = await run_plan(stack, plan, lines.append)
+        await run_plan(stack, plan, lines.append, rows)
     finally:
         stack.close()
     by_name = {row.scenario.split(" (")[0]: row for row in rows}
