@@ -15,6 +15,13 @@ run: deps
 stack: deps
 	$(BIN)/offramp dev
 
+# Throughput and fault figures on a private stack (free ports, temp dir); prints, never asserts.
+# Quick by default; e.g. BENCH_ARGS="--orders 1000 --workers 2 --payments 500 --server-kill 200
+# --soak 5000". `$(BIN)/offramp bench --help` lists the options.
+BENCH_ARGS ?=
+bench: deps
+	$(BIN)/offramp bench $(BENCH_ARGS)
+
 test: deps lint typecheck pytest
 
 lint: $(PY_STAMP)
@@ -40,13 +47,6 @@ $(NODE_STAMP): package.json package-lock.json
 	# npm ci rejects a lockfile without the other platforms' optional entries. Versions stay exact.
 	npm install --no-audit --no-fund --loglevel=error
 	touch $@
-
-# Throughput and fault figures on a private stack (free ports, temp dir); prints, never asserts.
-# Quick by default; e.g. BENCH_ARGS="--orders 1000 --workers 2 --payments 500 --server-kill 200
-# --soak 5000". `$(BIN)/offramp bench --help` lists the options.
-BENCH_ARGS ?=
-bench: deps
-	$(BIN)/offramp bench $(BENCH_ARGS)
 
 # Re-record the SellOrderWorkflow histories the replay test guards (tests/histories/*.json).
 histories: deps
