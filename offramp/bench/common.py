@@ -30,9 +30,14 @@ PROGRESS_SECONDS = 10.0
 class Bench:
     stack: BenchStack
     client: Client
-    timeout: float  # seconds a scenario's workflows may take to close; then the rest is "stuck"
+    # Seconds a scenario's workflows may take to close (then the rest is "stuck"); None: 300 s
+    # plus 1 s per workflow, enough for one wallet's ~1-3 payments/s on a loaded machine.
+    timeout: float | None
     log: Callable[[str], None] = print
     tag: str = field(default_factory=lambda: secrets.token_hex(3))
+
+    def limit(self, count: int) -> float:
+        return self.timeout if self.timeout is not None else 300.0 + count
 
     def now(self) -> datetime:
         return datetime.now(UTC)
@@ -77,7 +82,8 @@ async def wait_and_time(
             last_report[0] = time.monotonic()
             bench.log(f"  {name}: {closed}/{count} closed after {time.monotonic() - began:.0f} s")
 
-    await tracking.wait_all_closed(bench.client, query, count, bench.timeout, tick)
+    limit = bench.limit(count)
+    await tracking.wait_all_closed(bench.client, query, count, limit, tick)
     seconds = time.monotonic() - began
     closed = await tracking.list_closed(bench.client, query)
     still_open = await tracking.list_open(bench.client, query)
@@ -95,7 +101,7 @@ async def wait_and_time(
     if still_open:
         await terminate(bench, still_open)
         row.notes.append(
-            f"{len(still_open)} still open after {bench.timeout:.0f} s (terminated, so they do "
+            f"{len(still_open)} still open after {limit:.0f} s (terminated, so they do "
             "not load the next scenarios; a terminated payment may leave a nonce gap), e.g. "
             + ", ".join(still_open[:3])
         )

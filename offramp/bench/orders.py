@@ -174,7 +174,7 @@ async def kill_server_twice(
     closed_query = f"{since_query} AND ExecutionStatus != 'Running'"
     for fraction in (1 / 3, 2 / 3):
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + bench.timeout / 3
+        deadline = loop.time() + bench.limit(count) / 3
         while loop.time() < deadline:
             if await tracking.count(bench.client, closed_query) >= count * fraction:
                 break

@@ -39,7 +39,7 @@ async def start_payments(bench: Bench, requests: list[PaymentRequest]) -> None:
             request,
             id=payment_workflow_id(request.payment_id),
             task_queue=bench.stack.task_queue,
-            execution_timeout=timedelta(seconds=bench.timeout * 2),
+            execution_timeout=timedelta(seconds=bench.limit(len(requests)) * 2),
         )
 
     await bounded(start(r) for r in requests)

@@ -50,8 +50,11 @@ def bench(
         int, typer.Option(min=0, max=100000, help="payments through one wallet (0: skip)")
     ] = 0,
     timeout: Annotated[
-        float, typer.Option(min=10, help="seconds a scenario may take; open after it: stuck")
-    ] = 900.0,
+        float | None,
+        typer.Option(
+            min=10, help="seconds a scenario may take, then open = stuck (default: 300 + 1 per wf)"
+        ),
+    ] = None,
     block_time: Annotated[float, typer.Option(min=0.1, help="seconds between anvil blocks")] = 1.0,
     data_dir: Annotated[
         Path | None, typer.Option(help="keep SQLite, chain state and logs here (default: temp)")
