@@ -11,6 +11,9 @@ from rich.table import Table
 
 from offramp.bench.stats import Latencies
 
+# Every scenario starts only orders and payments that must succeed.
+CLEAN_OUTCOMES = frozenset({"SETTLED", "confirmed", "COMPLETED"})
+
 
 @dataclass
 class Row:
@@ -24,6 +27,17 @@ class Row:
     stuck: int = 0  # still open when the wait ended
     chain: str = "-"  # the on-chain audit's verdict
     notes: list[str] = field(default_factory=list)
+
+    def problem(self) -> str | None:
+        """Why this scenario is not clean (a correctness verdict, never a timing one)."""
+        if self.stuck:
+            return f"{self.stuck} stuck"
+        unexpected = {k: v for k, v in self.outcomes.items() if k not in CLEAN_OUTCOMES}
+        if unexpected:
+            return f"outcomes {dict(unexpected)}"
+        if self.chain.startswith("FAIL"):
+            return f"on chain {self.chain}"
+        return None
 
 
 def _num(value: float, digits: int = 1) -> str:

@@ -97,6 +97,11 @@ def bench(
     if rows:  # also what an interrupted or failed run measured before it stopped
         _print_figures(rows)
     console.print(f"{time.monotonic() - began:.0f} s in all", highlight=False)
+    problems = [f"{row.scenario}: {row.problem()}" for row in rows if row.problem()]
+    if error is None and problems:
+        error = (
+            f"{len(problems)} scenario(s) not clean: {'; '.join(problems)} (logs in {stack.logs})"
+        )
     if error is None and temporary:
         remove(directory)
     if error is not None:

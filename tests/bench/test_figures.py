@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+from offramp.bench.figures import Row
 from offramp.bench.stats import Outage, latencies, longest_stall, percentile, rate
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -43,3 +45,14 @@ def test_steady_progress_has_short_stalls() -> None:
     outages = [Outage(at(10), at(20))]
     closes = [at(20 + 0.5 * i) for i in range(1, 40)]
     assert longest_stall(closes, outages) == 0.5
+
+
+def test_a_scenario_is_clean_only_with_no_stuck_no_bad_outcome_and_a_clean_chain() -> None:
+    clean = Row("orders", 2, 1.0, "orders/s", 2.0, outcomes=Counter({"SETTLED": 2}), chain="ok")
+    assert clean.problem() is None
+    stuck = Row("orders", 2, 1.0, "orders/s", 2.0, outcomes=Counter({"SETTLED": 1}), stuck=1)
+    assert stuck.problem() == "1 stuck"
+    rejected = Row("orders", 1, 1.0, "orders/s", 1.0, outcomes=Counter({"REJECTED": 1}))
+    assert "REJECTED" in (rejected.problem() or "")
+    double = Row("pool 1", 1, 1.0, "payments/s", 1.0, chain="FAIL: 1 paid twice")
+    assert "paid twice" in (double.problem() or "")
