@@ -31,7 +31,7 @@ class BenchPlan:
     kill_orders: int = 0  # orders of the server-kill run (0: skip)
     down_seconds: float = 20.0
     soak: int = 0  # payments of the soak through one wallet (0: skip)
-    timeout: float | None = None  # per scenario, s (None: 300 + 1 per workflow); then "stuck"
+    timeout: float | None = None  # per scenario, s (None: 300 + 3 per workflow); then "stuck"
     block_time: float = 1.0
     confirmations: int = 1
 

@@ -52,7 +52,7 @@ def bench(
     timeout: Annotated[
         float | None,
         typer.Option(
-            min=10, help="seconds a scenario may take, then open = stuck (default: 300 + 1 per wf)"
+            min=10, help="seconds a scenario may take, then open = stuck (default: 300 + 3 per wf)"
         ),
     ] = None,
     block_time: Annotated[float, typer.Option(min=0.1, help="seconds between anvil blocks")] = 1.0,
