@@ -7,13 +7,20 @@ BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: run test lint typecheck pytest deps stack token histories clean
+.PHONY: run test lint typecheck pytest deps stack token histories bench clean
 
 run: deps
 	$(BIN)/offramp demo
 
 stack: deps
 	$(BIN)/offramp dev
+
+# Throughput and fault figures on a private stack (free ports, temp dir); prints, never asserts.
+# Quick by default; e.g. BENCH_ARGS="--orders 1000 --workers 2 --payments 500 --server-kill 200
+# --soak 5000". `$(BIN)/offramp bench --help` lists the options.
+BENCH_ARGS ?=
+bench: deps
+	$(BIN)/offramp bench $(BENCH_ARGS)
 
 test: deps lint typecheck pytest
 
