@@ -256,5 +256,6 @@ def redact_settings_secrets(settings: EngineSettings) -> None:
         if secret is not None:
             values.append(secret.get_secret_value())
     for chain in settings.chains.values():
-        values += url_secrets(chain.rpc_url)
+        for url in chain.rpc_urls:
+            values += url_secrets(url)
     REDACTOR.add(values)

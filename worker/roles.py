@@ -25,10 +25,16 @@ def check_can_pay(settings: EngineSettings) -> None:
     missing = []
     if not settings.chains:
         missing.append("no chain configured (OFFRAMP_CHAINS or OFFRAMP_CHAINS_FILE)")
-    if settings.hot_wallet_private_key is None and settings.hot_wallet_keystore_file is None:
+    signer_sources = (
+        settings.hot_wallet_private_key,
+        settings.hot_wallet_private_keys,
+        settings.hot_wallet_keystore_file,
+        settings.hot_wallet_keystore_files,
+    )
+    if all(source is None for source in signer_sources):
         missing.append(
-            "no hot-wallet signer (OFFRAMP_HOT_WALLET_PRIVATE_KEY or "
-            "OFFRAMP_HOT_WALLET_KEYSTORE_FILE)"
+            "no hot-wallet signer (OFFRAMP_HOT_WALLET_PRIVATE_KEY, "
+            "OFFRAMP_HOT_WALLET_PRIVATE_KEYS or OFFRAMP_HOT_WALLET_KEYSTORE_FILE(S))"
         )
     if missing:
         raise ConfigError(

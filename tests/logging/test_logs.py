@@ -110,8 +110,9 @@ def test_configured_secrets_never_appear(fmt: str, tmp_path: Path) -> None:
     )
     chain = ChainConfig(
         chain_id=1,
-        rpc_url=RPC,
-        hot_wallet="0x" + "11" * 20,
+        rpc_urls=[RPC],
+        confirmations=12,
+        hot_wallets=["0x" + "11" * 20],
         max_fee_per_gas_cap_wei=10**12,
         assets={},
     )

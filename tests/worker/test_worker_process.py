@@ -77,7 +77,7 @@ UNREACHABLE_CHAINS = json.dumps(
     }
 )
 NO_CHAIN = "no chain configured (OFFRAMP_CHAINS or OFFRAMP_CHAINS_FILE)"
-NO_SIGNER = "no hot-wallet signer (OFFRAMP_HOT_WALLET_PRIVATE_KEY"
+NO_SIGNER = "no hot-wallet signer (OFFRAMP_HOT_WALLET_PRIVATE_KEY, "
 
 
 @pytest.mark.parametrize(
