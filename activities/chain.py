@@ -364,11 +364,8 @@ class ChainActivities:
             probe = max(covering, key=lambda f: f.asset_base_units)
             gas = await self._estimate_gas(client, probe.address, template)
         else:
-            # No wallet holds the amount: an estimate would fail for the balance alone (a token
-            # transfer reverts, a native one is "insufficient funds"). A fixed, generous limit
-            # instead (unused gas is not paid); the entity re-checks the funds before a nonce.
             probe = best_funded(pool)
-            gas = asset.unfunded_gas_limit
+            gas = await self._unfunded_gas(client, probe, asset, recipient, template)
         if isinstance(gas, PreflightResult):
             if not (waits and gas.rejection_code is RejectionCode.INSUFFICIENT_BALANCE):
                 return gas
@@ -390,6 +387,30 @@ class ChainActivities:
         return PreflightResult(
             accepted=self._accepted(client.config, chosen.address, asset, recipient, base, template)
         )
+
+    async def _unfunded_gas(
+        self,
+        client: ChainClient,
+        wallet: WalletFunds,
+        asset: AssetConfig,
+        recipient: str,
+        template: TxTemplate,
+    ) -> int | PreflightResult:
+        """Gas limit of a payment no wallet holds the amount for (wait mode). Its estimate would
+        fail for the balance alone (a token transfer reverts, a native one is "insufficient
+        funds"), so the limit is the asset's fixed, generous `unfunded_gas_limit` (unused gas is
+        not paid). A token wallet holding some of it first probes a transfer of what it holds to
+        the recipient: a revert for another reason (a blocked recipient) is still refused now."""
+        if asset.address is None or wallet.asset_base_units == 0:
+            return asset.unfunded_gas_limit
+        held = wallet.asset_base_units  # less than the amount: no wallet covers it
+        probe = template.model_copy(update={"data": encode_transfer(recipient, held)})
+        estimate = await self._estimate_gas(client, wallet.address, probe)
+        if isinstance(estimate, PreflightResult):
+            if estimate.rejection_code is RejectionCode.INSUFFICIENT_BALANCE:
+                return asset.unfunded_gas_limit
+            return estimate
+        return max(estimate, asset.unfunded_gas_limit)
 
     @staticmethod
     def _accepted(

@@ -2,7 +2,8 @@
 default) the preflight does not refuse it: it picks the best-funded wallet, fixes a generous gas
 limit (an estimate would fail for the balance alone) and the wallet's entity holds it without a
 nonce (NeedsAttention "insufficient funds") until a top-up; then it pays exactly once. In
-`reject` mode it is REJECTED insufficient_balance before any nonce."""
+`reject` mode it is REJECTED insufficient_balance before any nonce. A short token transfer that
+would revert for another reason (a blocked recipient) is refused in wait mode too."""
 
 from __future__ import annotations
 
@@ -122,4 +123,19 @@ async def test_in_reject_mode_a_payment_no_wallet_covers_is_refused_before_any_n
         outcome = await (await start_payment(dev_client, task_queue, request)).result()
     assert outcome.status is PaymentStatus.REJECTED, outcome
     assert outcome.rejection_code is RejectionCode.INSUFFICIENT_BALANCE
+    assert not outcome.nonce_reserved and chain.nonce() == start
+
+
+async def test_in_wait_mode_a_short_transfer_that_would_revert_anyway_is_refused(
+    dev_client: Client, task_queue: str, chain: PayChain
+) -> None:
+    leave_tokens(chain, HOT_WALLET, 10 * 10**6)  # short of 50, but holds some: a probe runs
+    recipient = Account.create().address
+    chain.block_recipient(recipient)
+    start = chain.nonce()
+    async with payment_worker(dev_client, task_queue, {CHAIN: chain.config()}):
+        request = payment_request(f"short-blocked-{uuid.uuid4()}", recipient, "USDC", "50")
+        outcome = await (await start_payment(dev_client, task_queue, request)).result()
+    assert outcome.status is PaymentStatus.REJECTED, outcome
+    assert outcome.rejection_code is RejectionCode.WOULD_REVERT
     assert not outcome.nonce_reserved and chain.nonce() == start
