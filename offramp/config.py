@@ -219,7 +219,8 @@ class ChainConfig(BaseModel):
 
     @property
     def hot_wallet(self) -> str:
-        """The pool's first wallet: the sender of payments signed before pools existed."""
+        """The pool's first wallet (a pool of one's only one). Never assumed to be the sender of
+        a payment: a payment names its wallet (see ChainActivities._sender_of_calling_payment)."""
         return self.hot_wallets[0]
 
     @property
