@@ -139,3 +139,46 @@ async def test_in_wait_mode_a_short_transfer_that_would_revert_anyway_is_refused
     assert outcome.status is PaymentStatus.REJECTED, outcome
     assert outcome.rejection_code is RejectionCode.WOULD_REVERT
     assert not outcome.nonce_reserved and chain.nonce() == start
+
+
+async def test_concurrent_payments_over_a_short_pool_wait_at_their_wallet_then_pay_once(
+    dev_client: Client, task_queue: str, chain: PayChain
+) -> None:
+    """The pool spreads by on-chain balance (reserved amounts are not subtracted); the entity's
+    admission is the guard: 60 USDC per wallet covers one 50 USDC payment each, so at least two
+    of four wait without a nonce wherever they were queued, and pay after the top-up."""
+    a, b = POOL_WALLETS[:2]
+    for wallet in (a, b):
+        leave_tokens(chain, wallet, 60 * 10**6)
+    starts = {w: chain.nonce(wallet=w) for w in (a, b)}
+    config = chain.config(hot_wallets=[a, b], funds_recheck_seconds=0.5)
+    recipients = [Account.create().address for _ in range(4)]
+    async with payment_worker(dev_client, task_queue, {CHAIN: config}, pool_size=2):
+        handles = [
+            await start_payment(
+                dev_client,
+                task_queue,
+                payment_request(f"spread-{i}-{uuid.uuid4()}", to, "USDC", "50"),
+            )
+            for i, to in enumerate(recipients)
+        ]
+
+        async def settled_or_held() -> list[PaymentState] | None:
+            states = [await payment_state(h) for h in handles]
+            done = [s for s in states if s.stage is PaymentStage.DONE]
+            held = [s for s in states if s.needs_attention and not s.nonce_reserved]
+            return states if len(done) + len(held) == 4 and len(held) >= 2 else None
+
+        states = await wait_for(settled_or_held, "two paid and the rest held", limit=90)
+        held = [s for s in states if s.stage is not PaymentStage.DONE]
+        assert all("insufficient funds" in (s.attention_reason or "") for s in held)
+        assert all(s.attempts == [] for s in held)
+        for wallet in (a, b):
+            mint(chain.w3, chain.token, wallet, 100 * 10**6)  # the top-up
+        outcomes = [await h.result() for h in handles]
+    assert [o.status for o in outcomes] == [PaymentStatus.CONFIRMED] * 4, outcomes
+    assert all(chain.token_balance(to) == 50 * 10**6 for to in recipients)
+    for wallet in (a, b):
+        nonces = sorted(o.nonce for o in outcomes if o.hot_wallet == wallet and o.nonce is not None)
+        assert nonces == list(range(starts[wallet], starts[wallet] + len(nonces))), wallet
+        assert chain.nonce(wallet=wallet) == starts[wallet] + len(nonces)
