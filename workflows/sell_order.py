@@ -857,6 +857,7 @@ class SellOrderWorkflow:
             lines.append(
                 f"- pay **{s.plan.amount} {s.plan.asset}** on {s.plan.chain} to "
                 f"`{s.plan.deposit_address}`"
+                + (f" from `{s.plan.hot_wallet}`" if s.plan.hot_wallet else "")
             )
         if s.tx_hashes:
             lines.append("- tx: " + ", ".join(f"`{h}`" for h in s.tx_hashes))
