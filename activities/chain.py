@@ -37,6 +37,7 @@ from offramp.chain.models import (
     BroadcastResult,
     FeeQuote,
     PaymentRequest,
+    PaymentState,
     PreflightAccepted,
     PreflightResult,
     RejectionCode,
@@ -49,7 +50,7 @@ from offramp.chain.models import (
     WalletNoncesInput,
     hot_wallet_workflow_id,
 )
-from offramp.chain.pool import WalletFunds, choose_wallet, headroom
+from offramp.chain.pool import WalletFunds, best_funded, choose_wallet, headroom
 from offramp.chain.rpc import (
     TRANSFER_TOPIC,
     ChainClient,
@@ -342,28 +343,39 @@ class ChainActivities:
         template: TxTemplate,
         quote: fees.Fees,
     ) -> PreflightResult:
-        """Pick the pool wallet that pays (see offramp.chain.pool), or refuse for funds."""
+        """Pick the pool wallet that pays (see offramp.chain.pool), or refuse for funds. In
+        `wait` mode (on_insufficient_funds) a shortfall is not a refusal: the best-funded wallet
+        is chosen and its entity holds the payment without a nonce until a top-up."""
         native = asset.address is None
+        waits = client.config.on_insufficient_funds == "wait"
         pool = await self._pool_funds(client, asset)
         unit = "wei" if native else f"base units of {asset.symbol}"
         covering = [
             f for f in pool if headroom(f, amount=base, native=native, gas_cost_wei=0) is not None
         ]
-        if not covering:
+        if not covering and not waits:
             richest = max(f.asset_base_units for f in pool)
             return _reject(
                 RejectionCode.INSUFFICIENT_BALANCE,
                 f"insufficient balance: the best-funded hot wallet holds {richest} {unit}, "
                 f"the payment needs {base}" + (" plus gas" if native else ""),
             )
-        probe = max(covering, key=lambda f: f.asset_base_units)
-        gas = await self._estimate_gas(client, probe.address, template)
+        if covering:
+            probe = max(covering, key=lambda f: f.asset_base_units)
+            gas = await self._estimate_gas(client, probe.address, template)
+        else:
+            probe = best_funded(pool)
+            gas = await self._unfunded_gas(client, probe, asset, recipient, template)
         if isinstance(gas, PreflightResult):
-            return gas
+            if not (waits and gas.rejection_code is RejectionCode.INSUFFICIENT_BALANCE):
+                return gas
+            gas = asset.unfunded_gas_limit  # short of native coin only: the entity waits
         gas_cost = gas * quote.max_fee_per_gas
         chosen = choose_wallet(
             request.payment_id, pool, amount=base, native=native, gas_cost_wei=gas_cost
         )
+        if chosen is None and waits:
+            chosen = probe
         if chosen is None:
             richest_native = max(f.native_wei for f in pool)
             return _reject(
@@ -375,6 +387,30 @@ class ChainActivities:
         return PreflightResult(
             accepted=self._accepted(client.config, chosen.address, asset, recipient, base, template)
         )
+
+    async def _unfunded_gas(
+        self,
+        client: ChainClient,
+        wallet: WalletFunds,
+        asset: AssetConfig,
+        recipient: str,
+        template: TxTemplate,
+    ) -> int | PreflightResult:
+        """Gas limit of a payment no wallet holds the amount for (wait mode). Its estimate would
+        fail for the balance alone (a token transfer reverts, a native one is "insufficient
+        funds"), so the limit is the asset's fixed, generous `unfunded_gas_limit` (unused gas is
+        not paid). A token wallet holding some of it first probes a transfer of what it holds to
+        the recipient: a revert for another reason (a blocked recipient) is still refused now."""
+        if asset.address is None or wallet.asset_base_units == 0:
+            return asset.unfunded_gas_limit
+        held = wallet.asset_base_units  # less than the amount: no wallet covers it
+        probe = template.model_copy(update={"data": encode_transfer(recipient, held)})
+        estimate = await self._estimate_gas(client, wallet.address, probe)
+        if isinstance(estimate, PreflightResult):
+            if estimate.rejection_code is RejectionCode.INSUFFICIENT_BALANCE:
+                return asset.unfunded_gas_limit
+            return estimate
+        return max(estimate, asset.unfunded_gas_limit)
 
     @staticmethod
     def _accepted(
@@ -436,10 +472,12 @@ class ChainActivities:
     async def read_wallet_nonces(self, inp: str | WalletNoncesInput) -> WalletNonces:
         """The wallet's latest and pending nonce: the highest answer of the healthy nodes (a
         lagging node must never lower what the hot wallet hands out). A bare chain name (older
-        callers) reads the chain's first wallet."""
-        chain, address = (inp, None) if isinstance(inp, str) else (inp.chain, inp.address)
+        callers) reads the wallet of the entity that is asking."""
+        if isinstance(inp, str):
+            chain, wallet = inp, self._calling_wallet(inp)
+        else:
+            chain, wallet = inp.chain, inp.address
         client = await self._client(chain)
-        wallet = address or self._calling_wallet(client.config)
         if not client.config.owns(wallet):
             raise ApplicationError(
                 f"{wallet} is not a hot wallet of chain {chain!r}",
@@ -452,17 +490,25 @@ class ChainActivities:
         )
         return WalletNonces(latest=latest, pending=max(pending, latest))
 
-    @staticmethod
-    def _calling_wallet(config: ChainConfig) -> str:
+    def _calling_wallet(self, chain: str) -> str:
         """For a bare chain name: the pool wallet whose hot-wallet entity is asking (entities
-        started before `WalletNoncesInput` existed pass only the chain), else the first."""
+        started before `WalletNoncesInput` existed pass only the chain). Never a guess: another
+        wallet's nonces would move this entity's next_nonce. An entity whose wallet left the pool
+        gets a retryable error naming the entity (a person puts the wallet back or closes it)."""
+        config = self.runtime.settings.chain(chain)
         caller = activity.info().workflow_id
-        for wallet in config.hot_wallets:
-            if caller == hot_wallet_workflow_id(
-                config.chain_id, wallet, config.wallet_entity_suffix
-            ):
-                return wallet
-        return config.hot_wallet
+        if config is not None:
+            for wallet in config.hot_wallets:
+                if caller == hot_wallet_workflow_id(
+                    config.chain_id, wallet, config.wallet_entity_suffix
+                ):
+                    return wallet
+        raise ApplicationError(
+            f"nonce read for chain {chain!r} from {caller!r}: its wallet is not in this chain's "
+            "configured pool; not reading another wallet's nonces (put the wallet back in "
+            "hot_wallets, or a person closes the entity)",
+            type="WalletNotInPool",
+        )
 
     @staticmethod
     async def _highest_nonce(client: ChainClient, wallet: str, block: str) -> int:
@@ -483,12 +529,10 @@ class ChainActivities:
             )
         return max(counts)
 
-    def _sign(
-        self, client: ChainClient, chain: str, fields: TxFields, sender: str | None
-    ) -> SignedTx:
-        """Sign with the key of the tx's sender (a pool wallet; None: the chain's first)."""
+    def _sign(self, client: ChainClient, chain: str, fields: TxFields, sender: str) -> SignedTx:
+        """Sign with the key of the tx's sender (a pool wallet)."""
         signer = self.runtime.signer
-        wallet = sender or client.config.hot_wallet
+        wallet = sender
         if not client.config.owns(wallet):
             raise ApplicationError(
                 f"{wallet} is not a hot wallet of chain {chain!r}", type="NotOurWallet"
@@ -509,7 +553,7 @@ class ChainActivities:
         """Sign the fixed fields with the sender's key (same bytes and hash on every retry) and
         send them to every healthy node: one accepting (or knowing) them is enough."""
         client = await self._client(inp.chain)
-        sender = inp.sender or client.config.hot_wallet
+        sender = inp.sender or await self._sender_of_calling_payment(inp.chain)
         signed = self._sign(client, inp.chain, inp.fields, sender)
         answers = await client.provider.fan_out(
             "eth_sendRawTransaction", [HexBytes(signed.raw_transaction).to_0x_hex()]
@@ -524,6 +568,32 @@ class ChainActivities:
             "; ".join(f"{a.label}: {_answer_summary(a)}" for a in answers),
         )
         return BroadcastResult(tx_hash=signed.tx_hash, kind=kind, message=message)
+
+    @staticmethod
+    async def _sender_of_calling_payment(chain: str) -> str:
+        """The sender of an input without one (scheduled before pools, retried after): the hot
+        wallet the calling Payment reserved its nonce with, from its own state (set from its
+        recorded preflight). Never the pool's first wallet: in a reordered pool that is another
+        wallet's key at this nonce. Anything else is refused (retryable) for a person."""
+        info = activity.info()
+        state: PaymentState | None = None
+        why = "it names no hot wallet"
+        if info.workflow_id is None:
+            why = "no calling workflow"
+        else:
+            handle = activity.client().get_workflow_handle(info.workflow_id)
+            try:
+                state = await handle.query("state", result_type=PaymentState)
+            except Exception as exc:
+                why = f"its state query failed: {type(exc).__name__}"
+        if state is not None and state.hot_wallet:
+            return str(state.hot_wallet)
+        raise ApplicationError(
+            f"sign_and_broadcast on chain {chain!r} without a sender from {info.workflow_id!r}: "
+            f"cannot tell which hot wallet reserved this nonce ({why}); not signing: a person "
+            "must check",
+            type="SenderUnknown",
+        )
 
     @staticmethod
     def _broadcast_verdict(

@@ -57,6 +57,12 @@ class AssetConfig(BaseModel):
     review_threshold: Decimal | None = Field(
         default=None, gt=0, description="orders of at least this amount wait for an operator"
     )
+    unfunded_gas_limit: int = Field(
+        default=100_000,
+        ge=21_000,
+        description="gas limit of a payment no hot wallet can cover yet (it waits for a top-up "
+        "and a gas estimate would fail for the balance alone); unused gas is not paid",
+    )
 
     @property
     def is_native(self) -> bool:
@@ -121,7 +127,8 @@ class ChainConfig(BaseModel):
     `rpc_url` / `hot_wallet` (one each) are still accepted and become one-element lists; a config
     with one of each dumps in that older form too, so older workers read newer files."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # hide_input_in_errors: a ValidationError's str() would otherwise print the RPC URLs given.
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     chain_id: int = Field(gt=0)
     # RPC URLs often embed API keys: never in a repr, an error, a log line or a history.
@@ -212,7 +219,8 @@ class ChainConfig(BaseModel):
 
     @property
     def hot_wallet(self) -> str:
-        """The pool's first wallet: the sender of payments signed before pools existed."""
+        """The pool's first wallet (a pool of one's only one). Never assumed to be the sender of
+        a payment: a payment names its wallet (see ChainActivities._sender_of_calling_payment)."""
         return self.hot_wallets[0]
 
     @property
@@ -232,7 +240,9 @@ class ChainConfig(BaseModel):
 class EngineSettings(BaseSettings):
     """Everything the worker and the CLI read from the environment."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     task_queue: str = Field(default=DEFAULT_TASK_QUEUE, min_length=1)
 

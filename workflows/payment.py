@@ -690,6 +690,7 @@ class PaymentWorkflow:
             max_priority_fee_per_gas=latest.fields.max_priority_fee_per_gas if latest else None,
             needs_attention=state.needs_attention,
             attention_reason=state.attention_reason,
+            hot_wallet=state.hot_wallet,
         )
         try:
             await workflow.get_external_workflow_handle(parent.workflow_id).signal(name, progress)

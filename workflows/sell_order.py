@@ -89,6 +89,9 @@ PATCH_WORKFLOW_CANCEL: Final = "workflow-cancel-ends-cancelled"
 # After payment a malformed provider answer is retried until the settlement deadline (it ended
 # the order UNRESOLVED at once before).
 PATCH_RETRY_MALFORMED_AFTER_PAYMENT: Final = "retry-malformed-after-payment"
+# The payment's progress names the wallet that reserved (the order's HotWallet follows it) and
+# clears the order's attention once the payment no longer needs it (e.g. funds arrived).
+PATCH_PROGRESS_WALLET_AND_ATTENTION: Final = "progress-wallet-and-attention"
 # poll_now within this long of starting a fresh poll is ignored: a storm of webhooks must not
 # keep cancelling polls before they can answer.
 POLL_NOW_MIN_GAP: Final = timedelta(seconds=2)
@@ -145,6 +148,7 @@ class SellOrderWorkflow:
         self._reject_reason: RejectReason | None = None
         self._earlier_payment: PaymentOutcome | None = None
         self._last_order: KadoOrder | None = None  # the order as last checked before paying
+        self._attention_from_payment = False  # the current flag was raised by the payment
 
     # ---- operator surface ---------------------------------------------------------------------
 
@@ -164,6 +168,13 @@ class SellOrderWorkflow:
     def payment_progress(self, progress: PaymentProgress) -> None:
         if progress.needs_attention and not self._state.needs_attention:
             self._attention(f"payment: {progress.attention_reason or 'needs a person'}")
+            self._attention_from_payment = True
+        # One upsert for the wallet, the cleared flag and (below) the stage. The conditions come
+        # first: a run that never sees such a progress carries no patch marker.
+        updates = [
+            *self._progress_wallet(progress),
+            *self._progress_clears_attention(progress),
+        ]
         if progress.tx_hash and progress.tx_hash not in self._state.tx_hashes:
             self._state.tx_hashes.append(progress.tx_hash)
             self._state.tx_attempts.append(
@@ -176,7 +187,38 @@ class SellOrderWorkflow:
                 )
             )
         if self._state.stage is Stage.FUNDING and progress.tx_hash:
-            self._set_stage(Stage.CONFIRMING, f"broadcast {progress.tx_hash}")
+            self._set_stage(Stage.CONFIRMING, f"broadcast {progress.tx_hash}", *updates)
+        elif updates:
+            self._upsert(*updates)
+            self._publish_details()
+
+    def _progress_wallet(self, progress: PaymentProgress) -> list[Any]:
+        """The wallet that actually reserved, when it is not the one the order shows."""
+        plan = self._state.plan
+        wallet = progress.hot_wallet
+        if plan is None or not wallet or wallet == plan.hot_wallet:
+            return []
+        if not workflow.patched(PATCH_PROGRESS_WALLET_AND_ATTENTION):
+            return []
+        self._state.plan = plan.model_copy(update={"hot_wallet": wallet})
+        return [sa.HOT_WALLET.value_set(wallet)]
+
+    def _progress_clears_attention(self, progress: PaymentProgress) -> list[Any]:
+        """The payment flagged the order (e.g. waiting for funds) and no longer needs a person
+        (it got its nonce): clear the flag. A flag the order raised itself stays."""
+        if progress.needs_attention or not self._attention_from_payment:
+            return []
+        if not workflow.patched(PATCH_PROGRESS_WALLET_AND_ATTENTION):
+            return []
+        self._attention_from_payment = False
+        self._state.needs_attention = False
+        self._state.attention_reason = None
+        self._state.timeline.append(
+            TimelineEntry(
+                at=workflow.now(), stage=self._state.stage, note="attention cleared by the payment"
+            )
+        )
+        return [sa.NEEDS_ATTENTION.value_set(False)]
 
     @workflow.update(description="Approve an order waiting for review (above the threshold).")
     def approve(self, decision: Decision) -> str:
@@ -451,7 +493,8 @@ class SellOrderWorkflow:
             sa.CHAIN.value_set(result.plan.chain),
             sa.ASSET.value_set(result.plan.asset),
             sa.AMOUNT.value_set(str(result.plan.amount)),
-            sa.HOT_WALLET.value_set(result.plan.hot_wallet),
+            # A pool's wallet is set when the payment reports it (payment_progress).
+            *([sa.HOT_WALLET.value_set(result.plan.hot_wallet)] if result.plan.hot_wallet else []),
         )
         self._set_stage(
             Stage.VALIDATED,
@@ -779,6 +822,7 @@ class SellOrderWorkflow:
         return self._finish()
 
     def _attention(self, reason: str) -> None:
+        self._attention_from_payment = False  # the caller sets it when the payment asked
         self._state.needs_attention = True
         self._state.attention_reason = reason
         self._upsert(sa.NEEDS_ATTENTION.value_set(True))
@@ -790,12 +834,13 @@ class SellOrderWorkflow:
         )
         self._publish_details()
 
-    def _set_stage(self, stage: Stage, note: str = "") -> None:
+    def _set_stage(self, stage: Stage, note: str = "", *also: Any) -> None:
+        """`also`: search-attribute updates of the same moment, in the same upsert."""
         self._state.stage = stage
         if stage.is_terminal:
             self._state.reason = note
         self._state.timeline.append(TimelineEntry(at=workflow.now(), stage=stage, note=note))
-        self._upsert(sa.STAGE.value_set(stage.value))
+        self._upsert(sa.STAGE.value_set(stage.value), *also)
         self._publish_details()
 
     def _upsert(self, *updates: Any) -> None:
@@ -812,6 +857,7 @@ class SellOrderWorkflow:
             lines.append(
                 f"- pay **{s.plan.amount} {s.plan.asset}** on {s.plan.chain} to "
                 f"`{s.plan.deposit_address}`"
+                + (f" from `{s.plan.hot_wallet}`" if s.plan.hot_wallet else "")
             )
         if s.tx_hashes:
             lines.append("- tx: " + ", ".join(f"`{h}`" for h in s.tx_hashes))

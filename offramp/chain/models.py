@@ -166,6 +166,9 @@ class PaymentProgress(_Model):
     max_priority_fee_per_gas: int | None = None
     needs_attention: bool = False
     attention_reason: str | None = None
+    hot_wallet: str | None = Field(
+        default=None, description="the pool wallet the payment reserves (or waits) with"
+    )
 
 
 class PaymentStage(StrEnum):
@@ -283,7 +286,7 @@ class BroadcastInput(_Model):
     sender: str | None = Field(
         default=None,
         description="the pool wallet whose key signs; None (histories before pools): the "
-        "chain's first wallet",
+        "wallet in the calling Payment's state (never guessed)",
     )
 
 

@@ -4,7 +4,13 @@ The wallet must cover the amount plus the gas budget. Among those that can, ever
 least half the best headroom counts as "as good as the best" and the payment id picks one of them
 by rendezvous hashing: concurrent payments read the same balances (nothing is mined between their
 preflights), so "the single richest" would send a whole burst to one wallet and its in-flight
-limit; the hash spreads the burst, and wallets that ran low drop out of the choice."""
+limit; the hash spreads the burst, and wallets that ran low drop out of the choice.
+
+The spread is by on-chain balance only: payments reserved but not yet mined are not subtracted
+(that would need an entity query per preflight). The guard is the entity's admission: each
+wallet's entity counts its outstanding amounts and gas budgets and holds a payment it cannot
+cover without a nonce (NeedsAttention "insufficient funds") until a top-up, so a wallet chosen
+by several concurrent payments never gives a nonce to one it cannot pay."""
 
 from __future__ import annotations
 
@@ -53,3 +59,10 @@ def choose_wallet(
     best = max(room for room, _ in able)
     near_best = [funds for room, funds in able if 2 * room >= best]
     return min(near_best, key=lambda funds: _rank(payment_id, funds.address))
+
+
+def best_funded(pool: list[WalletFunds]) -> WalletFunds:
+    """The wallet with the most of the paid asset (then native coin; then a fixed
+    hash of the address):
+    the one to wait on when no wallet can pay now, the same for every run of a payment."""
+    return max(pool, key=lambda f: (f.asset_base_units, f.native_wei, _rank("", f.address)))

@@ -197,7 +197,9 @@ def check_order(
             amount=amount,
             amount_base_units=base_units,
             deposit_address=deposit,
-            hot_wallet=chain.hot_wallet,
+            # A pool's wallet is chosen by the payment's preflight (the order learns it from the
+            # payment's progress); only a pool of one is known here.
+            hot_wallet=chain.hot_wallet if len(chain.hot_wallets) == 1 else "",
             needs_review=asset.review_threshold is not None and amount >= asset.review_threshold,
         )
     )

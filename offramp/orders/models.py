@@ -215,6 +215,8 @@ class PaymentPlan(BaseModel):
     amount: Decimal
     amount_base_units: int
     deposit_address: str
+    # The paying hot wallet: a pool of one's at the check; for a larger pool "" until the payment
+    # reports the wallet it reserved with (SellOrderWorkflow.payment_progress).
     hot_wallet: str
     needs_review: bool
 

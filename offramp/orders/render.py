@@ -49,7 +49,7 @@ def render_state(state: SellOrderState) -> str:
     if state.plan is not None:
         p = state.plan
         lines.append(f"payment      {p.amount} {p.asset} on {p.chain} to {p.deposit_address}")
-        lines.append(f"hot wallet   {p.hot_wallet}")
+        lines.append(f"hot wallet   {p.hot_wallet or '(chosen when paying)'}")
     if state.approved_by:
         lines.append(f"approved by  {state.approved_by}")
     for attempt in state.tx_attempts:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from web3 import AsyncWeb3
 
 from activities.chain import ChainActivities
 from offramp.chain.failover import FailoverProvider, RpcUnavailable
-from offramp.chain.models import WalletNonces, WalletNoncesInput
+from offramp.chain.models import WalletNonces, WalletNoncesInput, hot_wallet_workflow_id
 from offramp.chain.rpc import ChainRuntime
 from offramp.converter import DATA_CONVERTER
 from offramp.devstack.chain import HOT_WALLET, LocalChain
@@ -126,6 +127,8 @@ async def test_nonce_reads_take_the_highest_answer_of_the_healthy_nodes(
     runtime = await ChainRuntime.create(payment_settings("tq", {"anvil": config}))
     try:
         env = ActivityEnvironment()
+        # A bare chain name reads the wallet of the entity asking.
+        env.info = replace(env.info, workflow_id=hot_wallet_workflow_id(chain.chain_id, HOT_WALLET))
         activities = ChainActivities(runtime)
         for inp in ("anvil", WalletNoncesInput(chain="anvil", address=HOT_WALLET)):
             nonces = await env.run(activities.read_wallet_nonces, inp)

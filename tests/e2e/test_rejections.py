@@ -171,8 +171,12 @@ async def test_insufficient_hot_wallet_balance(
         .assets["ETH"]
         .model_copy(update={"per_order_cap": amount * 2, "daily_cap": amount * 2})
     )
+    # Reject mode (the default `wait` holds the order for a top-up: tests/e2e/test_pool_orders.py).
     chain = settings.chains["anvil"].model_copy(
-        update={"assets": {**settings.chains["anvil"].assets, "ETH": eth}}
+        update={
+            "assets": {**settings.chains["anvil"].assets, "ETH": eth},
+            "on_insufficient_funds": "reject",
+        }
     )
     settings = settings.model_copy(update={"chains": {"anvil": chain}})
     nonce_before = sc.hot_wallet_nonce()

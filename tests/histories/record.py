@@ -30,6 +30,14 @@ from offramp import search_attributes
 from offramp.chain.models import PaymentState, payment_workflow_id
 from offramp.converter import DATA_CONVERTER
 from offramp.devstack import binaries
+from offramp.devstack.chain import (
+    DEPLOYER,
+    HOT_WALLET,
+    HOT_WALLET_KEY,
+    _send,
+    mint,
+    token_contract,
+)
 from offramp.orders.models import Decision, SellOrderResult, SellOrderState, Stage
 from offramp.simulator.admin import SimulatorAdmin
 from offramp.simulator.faults import FaultConfig, MalformedKind
@@ -219,6 +227,27 @@ async def malformed_until_deadline(ctx: Ctx) -> WorkflowHandle[Any, SellOrderRes
 
 
 Scenario = Callable[[Ctx], Awaitable[WorkflowHandle[Any, SellOrderResult]]]
+
+
+async def waited_for_funds(ctx: Ctx) -> WorkflowHandle[Any, SellOrderResult]:
+    """The hot wallet holds less than the order: the order is flagged "insufficient funds"
+    while its payment waits without a nonce, then cleared and paid after the top-up."""
+    w3, token = ctx.sc.w3, ctx.sc.token
+    held = ctx.sc.chain.token_balance(HOT_WALLET)
+    contract = token_contract(w3, token)
+    transfer = contract.functions.transfer(DEPLOYER, held - 10**6)  # leave 1 USDC
+    _send(w3, HOT_WALLET_KEY, {"to": token, "data": transfer._encode_transaction_data()})
+    order_id = await create_sim_order(ctx.admin, asset="USDC", amount=Decimal("25"))
+    handle = await start_order(ctx.client, ctx.task_queue, order_id)
+
+    async def flagged() -> bool:
+        return (await _state(handle)).needs_attention
+
+    await _wait_until(flagged, "attention for insufficient funds")
+    mint(w3, token, HOT_WALLET, held)  # the top-up (and back to the earlier balance after)
+    return handle
+
+
 SCENARIOS: dict[str, tuple[Scenario, Stage]] = {
     "token_happy": (token_happy, Stage.SETTLED),
     "native_happy": (native_happy, Stage.SETTLED),
@@ -239,6 +268,7 @@ SCENARIOS: dict[str, tuple[Scenario, Stage]] = {
     "workflow_cancelled_while_waiting": (workflow_cancelled_while_waiting, Stage.CANCELLED),
     "malformed_after_payment": (malformed_after_payment, Stage.SETTLED),
     "malformed_until_deadline": (malformed_until_deadline, Stage.UNRESOLVED),
+    "waited_for_funds": (waited_for_funds, Stage.SETTLED),
 }
 
 
@@ -256,7 +286,9 @@ async def record(out_dir: Path = HISTORIES_DIR, only: set[str] | None = None) ->
     try:
         with tempfile.TemporaryDirectory() as tmp, sell_chain(Path(tmp)) as sc:
             task_queue = f"record-{uuid.uuid4()}"
-            settings = engine_settings(sc, task_queue, bump_after_seconds=1.0)
+            settings = engine_settings(
+                sc, task_queue, bump_after_seconds=1.0, funds_recheck_seconds=1.0
+            )
             async with (
                 SimulatorAdmin(sc.simulator_url) as admin,
                 engine_worker(env.client, settings),

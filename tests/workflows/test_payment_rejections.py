@@ -99,7 +99,10 @@ async def test_rejected_before_any_nonce(
     }
     start_nonce = chain.nonce()
     outcomes: dict[str, PaymentOutcome] = {}
-    async with payment_worker(dev_client, task_queue, {CHAIN: chain.config(), "wrong": wrong}):
+    # Reject mode: in the default wait mode the short payment would wait for a top-up instead
+    # (tests/workflows/test_payment_pool_funds.py).
+    config = chain.config(on_insufficient_funds="reject")
+    async with payment_worker(dev_client, task_queue, {CHAIN: config, "wrong": wrong}):
 
         async def run(name: str, overrides: dict[str, object]) -> None:
             request = PaymentRequest.model_validate(
