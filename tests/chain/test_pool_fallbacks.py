@@ -105,6 +105,7 @@ async def senderless_broadcasts(
         result = await env.run(activities.sign_and_broadcast, old_input)
         assert result.kind is BroadcastKind.SENT
         tx = chain.w3.eth.get_transaction(result.tx_hash)  # type: ignore[arg-type]
+        chain.w3.eth.wait_for_transaction_receipt(result.tx_hash, timeout=60)  # type: ignore[arg-type]
         assert tx["from"] == b and chain.nonce(wallet=b) == nonce_b + 1
 
         nonce_a = chain.nonce(wallet=a)
