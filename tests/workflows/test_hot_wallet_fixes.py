@@ -15,14 +15,17 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 import pytest
 from temporalio import activity, workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
-from temporalio.testing import WorkflowEnvironment
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
+from activities.hot_wallet import HotWalletActivities
 from offramp.chain.models import (
     BalancesInput,
     HotWalletInput,
@@ -42,6 +45,7 @@ from offramp.chain.models import (
     WalletSummary,
     WorkflowClosedInput,
 )
+from offramp.chain.redact import scrub
 from offramp.converter import DATA_CONVERTER
 from offramp.devstack import binaries
 from offramp.devstack.processes import free_port
@@ -385,3 +389,24 @@ async def test_a_balance_read_keeps_debits_of_reservations_final_while_it_ran(
     await entity.answer("d2")
     state = await entity.state()
     assert state.debited_since_read.get(TOKEN) == 1_000_000, state.debited_since_read
+
+
+async def test_a_failed_balance_read_names_no_rpc_url() -> None:
+    """The node's error (here an aiohttp-like message with the URL and key) is redacted like
+    the chain activities redact theirs: no secret reaches the failure or the history."""
+    secret = "https://rpc.example.com/v3/s3cr3tkey"
+
+    class Runtime:
+        def redact(self, text: str) -> str:
+            return scrub(text, [secret, "s3cr3tkey"])
+
+        async def served(self, chain: str) -> object:
+            raise RuntimeError(f"429, message='Too Many Requests', url='{secret}'")
+
+    activities = HotWalletActivities(cast(Any, Runtime()))
+    with pytest.raises(ApplicationError) as raised:
+        await ActivityEnvironment().run(
+            activities.read_wallet_balances, BalancesInput(chain="x", address=TOKEN)
+        )
+    assert "s3cr3tkey" not in str(raised.value) and "rpc.example.com" not in str(raised.value)
+    assert raised.value.type == "RuntimeError" and raised.value.__cause__ is None
