@@ -422,6 +422,8 @@ class HotWalletWorkflow:
         self.state.queue = keep
         waiting = {q.payment_id for q in keep}
         self.state.funds_waiting = [p for p in self.state.funds_waiting if p in waiting]
+        if not self.state.funds_waiting:
+            self.state.funds_recheck_seconds = None  # the next wait for funds starts quick
         return reread
 
     def _waiting_for_funds(self) -> bool:

@@ -103,6 +103,7 @@ class Chain:
     balances_gate: asyncio.Event = field(default_factory=asyncio.Event)
     nonce_reads: int = 0
     balance_reads: int = 0
+    poor: bool = False  # balances read as zero
 
     def __post_init__(self) -> None:
         self.nonces_gate.set()
@@ -119,7 +120,8 @@ class Chain:
         async def read_wallet_balances(inp: BalancesInput) -> WalletBalances:
             self.balance_reads += 1
             await self.balances_gate.wait()
-            return WalletBalances(native_wei=10**30, tokens={t: 10**30 for t in inp.tokens})
+            have = 0 if self.poor else 10**30
+            return WalletBalances(native_wei=have, tokens={t: have for t in inp.tokens})
 
         @activity.defn(name="workflow_closed")
         async def workflow_closed(inp: WorkflowClosedInput) -> bool:
@@ -389,6 +391,24 @@ async def test_a_balance_read_keeps_debits_of_reservations_final_while_it_ran(
     await entity.answer("d2")
     state = await entity.state()
     assert state.debited_since_read.get(TOKEN) == 1_000_000, state.debited_since_read
+
+
+async def test_the_funds_recheck_backs_off_while_nobody_tops_up(entity: Entity) -> None:
+    entity.chain.poor = True
+    await entity.ask("poor", policy=WalletPolicy(funds_recheck_seconds=1))
+    assert (await entity.answer("poor")).kind is NonceAnswerKind.WAITING_FUNDS
+
+    async def backed_off() -> HotWalletState | None:
+        state = await entity.state()
+        return state if (state.funds_recheck_seconds or 0) >= 8 else None
+
+    reads = entity.chain.balance_reads
+    await wait_for(backed_off, "the recheck interval to reach 8 s", limit=90)
+    assert entity.chain.balance_reads - reads <= 4  # 1 + 2 + 4 s: not one read a second
+    entity.chain.poor = False
+    granted = await entity.answer("poor", count=2)  # the same WAITING answer is not repeated
+    assert granted.kind is NonceAnswerKind.GRANTED
+    assert (await entity.state()).funds_recheck_seconds is None
 
 
 async def test_a_failed_balance_read_names_no_rpc_url() -> None:
