@@ -15,12 +15,14 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
 from temporalio import activity, workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
@@ -33,6 +35,7 @@ from offramp.chain.models import (
     NonceAnswer,
     NonceAnswerKind,
     NonceRequest,
+    NonceRequestInput,
     NonceSettledSignal,
     PaymentLookup,
     ReservationStatus,
@@ -93,6 +96,36 @@ class AnswerSink:
     @workflow.run
     async def run(self) -> None:
         await workflow.wait_condition(lambda: False)
+
+
+@workflow.defn(name="RerunAsker", sandboxed=False)
+class RerunAsker:
+    """A payment re-run: its first attempt waits for `go` and fails; the retry asks for a nonce
+    through the real `request_nonce` activity (which adds the first run's start time)."""
+
+    def __init__(self) -> None:
+        self.go = False
+        self.answer: NonceAnswer | None = None
+
+    @workflow.signal
+    def proceed(self) -> None:
+        self.go = True
+
+    @workflow.signal
+    def nonce_answer(self, answer: NonceAnswer) -> None:
+        self.answer = answer
+
+    @workflow.run
+    async def run(self, ask: NonceRequestInput) -> str:
+        if workflow.info().attempt == 1:
+            await workflow.wait_condition(lambda: self.go)
+            raise ApplicationError("first run fails")
+        await workflow.execute_activity(
+            "request_nonce", ask, start_to_close_timeout=timedelta(seconds=30)
+        )
+        await workflow.wait_condition(lambda: self.answer is not None)
+        assert self.answer is not None
+        return self.answer.kind.value
 
 
 @dataclass
@@ -190,6 +223,10 @@ class Entity:
         return failed
 
 
+class _NoChains:
+    settings = SimpleNamespace(chain=lambda name: None)
+
+
 @pytest.fixture
 async def entity(env: WorkflowEnvironment) -> AsyncIterator[Entity]:
     chain = Chain()
@@ -197,8 +234,8 @@ async def entity(env: WorkflowEnvironment) -> AsyncIterator[Entity]:
     async with Worker(
         env.client,
         task_queue=task_queue,
-        workflows=[HotWalletWorkflow, AnswerSink],
-        activities=chain.activities(),
+        workflows=[HotWalletWorkflow, AnswerSink, RerunAsker],
+        activities=[*chain.activities(), HotWalletActivities(cast(Any, _NoChains())).request_nonce],
         workflow_runner=UnsandboxedWorkflowRunner(),  # sees the monkeypatched limits
         graceful_shutdown_timeout=timedelta(seconds=1),
     ):
@@ -261,6 +298,56 @@ async def test_a_rerun_whose_reservation_may_have_left_the_index_gets_no_new_non
     assert {a.wallet_workflow_id for a in await entity.sink.query(AnswerSink.got)} == {entity.id}
     assert state.next_nonce is not None
     assert (await entity.state()).next_nonce == state.next_nonce + 1
+
+
+async def test_a_retried_payment_run_carries_its_first_run_start(
+    entity: Entity, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """End to end through the activity: a retry whose first run started before the index lost
+    reservations gets NEEDS_PERSON; one whose first run started after it is granted."""
+    monkeypatch.setattr(hot_wallet, "RECENT_LIMIT", 1)
+
+    def ask(payment_id: str, workflow_id: str) -> NonceRequestInput:
+        request = entity.request(payment_id, payment_workflow_id=workflow_id, rerun=True)
+        return NonceRequestInput(
+            params=params(in_flight_limit=1000), wallet_workflow_id=entity.id, request=request
+        )
+
+    async def start(payment_id: str) -> WorkflowHandle[RerunAsker, str]:
+        workflow_id = f"rerun-{payment_id}-{uuid.uuid4()}"
+        return await entity.client.start_workflow(
+            RerunAsker.run,
+            ask(payment_id, workflow_id),
+            id=workflow_id,
+            task_queue=(await entity.handle.describe()).task_queue,
+            retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=100)),
+        )
+
+    early = await start("early")
+    await wait_for(lambda: _started(early), "the early run to start")
+    for pid in ("e1", "e2", "e3"):
+        await entity.settle(pid, await grant(entity, pid))
+
+    async def evicted() -> HotWalletState | None:
+        state = await entity.state()
+        return state if state.evicted_until is not None and not state.reservations else None
+
+    before = await wait_for(evicted, "reservations to leave the index")
+    late = await start("late")
+    await wait_for(lambda: _started(late), "the late run to start")
+    for handle in (early, late):
+        await handle.signal(RerunAsker.proceed)
+    assert await asyncio.wait_for(early.result(), 90) == NonceAnswerKind.NEEDS_PERSON.value
+    assert await asyncio.wait_for(late.result(), 90) == NonceAnswerKind.GRANTED.value
+    after = await entity.state()
+    assert before.next_nonce is not None and after.next_nonce == before.next_nonce + 1
+
+
+async def _started(handle: WorkflowHandle[Any, Any]) -> bool:
+    async for event in handle.fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            return True
+    return False
 
 
 async def test_payment_lookup_reports_a_queued_request_and_a_nonce_without_attempts(
