@@ -5,15 +5,21 @@ kept for payment runs started before the signal protocol), `workflow_closed`,
 
 from __future__ import annotations
 
+import asyncio
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from eth_typing import HexStr
 from eth_utils.address import to_checksum_address
 from temporalio import activity
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
-from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 from temporalio.service import RPCError, RPCStatusCode
@@ -25,6 +31,7 @@ from offramp.chain.models import (
     NonceRequestInput,
     NonceReserveInput,
     NonceReserveOutcome,
+    PaymentLookup,
     RejectionCode,
     Reservation,
     ReserveResult,
@@ -71,24 +78,63 @@ async def previous_attempts(
     """What an earlier run of this payment signed, as the hot wallet that reserved its nonce
     recorded it: (index of that wallet in `wallet_workflow_ids`, attempts), or (0, []). Only a
     re-run can have any: a first run returns at once without asking an entity (no query per
-    preflight)."""
+    preflight). A wallet that holds the payment's nonce (or queues its request) without any
+    attempt yet gives (its index, []): the re-run must stay on that wallet."""
+    held, attempts = await previous_hold(client, wallet_workflow_ids, payment_id)
+    return (held or 0), attempts
+
+
+async def previous_hold(
+    client: Client, wallet_workflow_ids: list[str], payment_id: str
+) -> tuple[int | None, list[TxAttempt]]:
+    """Like `previous_attempts`, with None when no wallet knows the payment."""
     info = activity.info()
     if info.workflow_id and await _is_first_run(
         client, info.workflow_id, info.workflow_run_id or ""
     ):
-        return 0, []
+        return None, []
+    held: int | None = None
     for index, wallet_workflow_id in enumerate(wallet_workflow_ids):
-        try:
-            reservation = await client.get_workflow_handle(wallet_workflow_id).query(
-                HotWalletWorkflow.reservation, payment_id
-            )
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                continue  # no entity for this wallet yet: nothing was ever reserved there
-            raise
-        if isinstance(reservation, Reservation) and reservation.attempts:
+        lookup = await _lookup(client, wallet_workflow_id, payment_id)
+        if lookup is None:
+            continue
+        reservation = lookup.reservation
+        if reservation is not None and reservation.attempts:
             return index, list(reservation.attempts)
-    return 0, []
+        if held is None and (reservation is not None or lookup.queued):
+            held = index
+    return held, []
+
+
+async def _lookup(client: Client, wallet_workflow_id: str, payment_id: str) -> PaymentLookup | None:
+    handle = client.get_workflow_handle(wallet_workflow_id)
+    try:
+        return await handle.query(HotWalletWorkflow.payment_lookup, payment_id)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return None  # no entity for this wallet yet: nothing was ever reserved there
+        raise
+    except WorkflowQueryFailedError:  # an entity still on a worker without `payment_lookup`
+        reservation = await handle.query(HotWalletWorkflow.reservation, payment_id)
+        return PaymentLookup(
+            reservation=reservation if isinstance(reservation, Reservation) else None
+        )
+
+
+async def _first_run_started(client: Client, workflow_id: str, run_id: str) -> datetime | None:
+    """When the first run of the calling workflow (before retries, resets) started; None if
+    the server no longer knows."""
+    try:
+        current = await client.get_workflow_handle(workflow_id, run_id=run_id).describe()
+        first_id = current.raw_description.workflow_execution_info.first_run_id or run_id
+        if first_id == run_id:
+            return current.start_time
+        first = await client.get_workflow_handle(workflow_id, run_id=first_id).describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    return first.start_time
 
 
 class HotWalletActivities:
@@ -108,7 +154,13 @@ class HotWalletActivities:
     async def request_nonce(self, inp: NonceRequestInput) -> None:
         """Signal-with-start `request_nonce` on the entity (created lazily). The answer comes
         back to the payment as the signal `nonce_answer`; asking again is harmless."""
-        request = inp.request.model_copy(update={"policy": self._policy(inp.params.chain)})
+        update: dict[str, object] = {"policy": self._policy(inp.params.chain)}
+        info = activity.info()
+        if inp.request.rerun and info.workflow_id:
+            update["first_started_at"] = await _first_run_started(
+                activity.client(), info.workflow_id, info.workflow_run_id or ""
+            )
+        request = inp.request.model_copy(update=update)
         await activity.client().start_workflow(
             HotWalletWorkflow.run,
             HotWalletInput(params=inp.params),
@@ -122,6 +174,25 @@ class HotWalletActivities:
 
     @activity.defn(name="read_wallet_balances")
     async def read_wallet_balances(self, inp: BalancesInput) -> WalletBalances:
+        """Redacted like the chain activities: no RPC URL reaches the failure (or history)."""
+        try:
+            return await self._read_balances(inp)
+        except asyncio.CancelledError:
+            raise
+        except ApplicationError as exc:
+            raise ApplicationError(
+                self.runtime.redact(exc.message),
+                type=exc.type,
+                non_retryable=exc.non_retryable,
+                next_retry_delay=exc.next_retry_delay,
+                category=exc.category,
+            ) from None
+        except Exception as exc:
+            raise ApplicationError(
+                self.runtime.redact(f"{type(exc).__name__}: {exc}"), type=type(exc).__name__
+            ) from None
+
+    async def _read_balances(self, inp: BalancesInput) -> WalletBalances:
         try:
             served = await self.runtime.served(inp.chain)
         except ChainUnavailable as exc:

@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         NonceAnswerKind,
         NonceRequest,
         NonceSettledSignal,
+        PaymentLookup,
         RecentReservation,
         RejectionCode,
         ReleaseSignal,
@@ -55,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
         TxBroadcastSignal,
         WalletBalances,
         WalletNonces,
+        WalletNoncesInput,
         WalletSummary,
         WorkflowClosedInput,
         nonce_fill_workflow_id,
@@ -76,6 +78,15 @@ HISTORY_BYTES_BUDGET = 4 * 1024 * 1024
 # The continue-as-new input stays below this (a quarter of the default 2 MB payload limit):
 # the oldest final reservations leave the index first.
 STATE_BYTES_BUDGET = 512 * 1024
+# The index has a budget of its own, so a long queue never empties it (~700 B per entry).
+RECENT_BYTES_BUDGET = 320 * 1024
+# Queued requests (~300 B each) beyond this are told to ask again later: the queue stays
+# within ~150 KB of the continue-as-new input whatever the load.
+QUEUE_LIMIT = 500
+RETRY_LATER_SECONDS = 30.0
+# While payments wait for funds the balances are re-read at funds_recheck_seconds, doubling
+# up to this while nobody tops up.
+FUNDS_RECHECK_MAX_SECONDS = 15 * 60.0
 _NATIVE = "native"
 _PATCH_V2 = "hot-wallet-v2"  # bounded state + budgeted continue-as-new + funds admission
 
@@ -254,7 +265,9 @@ class HotWalletWorkflow:
 
     @workflow.signal(description="A payment asks for its nonce (answered with `nonce_answer`)")
     def request_nonce(self, req: NonceRequest) -> None:
-        self.state.policy = req.policy
+        if req.policy is not None:
+            self.state.policy = req.policy
+            req = req.model_copy(update={"policy": None})  # stored once, not per queued request
         known = self._known(req.payment_id)
         if known is not None:
             nonce, status, hashes = known
@@ -271,14 +284,51 @@ class HotWalletWorkflow:
             return
         for i, queued in enumerate(self.state.queue):
             if queued.payment_id == req.payment_id:
-                self.state.queue[i] = req  # asked again: keep its place
-                if req.payment_id in self.state.funds_waiting:
-                    self.state.funds_waiting.remove(req.payment_id)  # tell it again
+                # Asked again: keep its place; one told "insufficient funds" is not told again
+                # (the same answer would only add to both histories).
+                self.state.queue[i] = req
                 return
+        if req.rerun and not self._never_evicted(req):
+            self._answer(
+                req,
+                NonceAnswerKind.NEEDS_PERSON,
+                reason=(
+                    "a re-run of this payment: this hot wallet no longer indexes reservations "
+                    f"final before {self.state.evicted_until}, and the payment's first run "
+                    f"started {req.first_started_at or 'at an unknown time'}: an earlier run may "
+                    "have paid; never a new nonce without a person"
+                ),
+            )
+            self._attention(f"re-run of {req.payment_id} not given a nonce: it may have paid")
+            return
+        if len(self.state.queue) >= QUEUE_LIMIT:
+            self._answer(
+                req,
+                NonceAnswerKind.RETRY_LATER,
+                reason=f"{QUEUE_LIMIT} payments queued for this hot wallet",
+                retry_after_seconds=RETRY_LATER_SECONDS,
+            )
+            return
         self.state.queue.append(req)
 
+    def _never_evicted(self, req: NonceRequest) -> bool:
+        """Whether no reservation of this (re-run) payment can have left the index: every one
+        is made after the payment's first run started, and the index lost only those final up
+        to `evicted_until`."""
+        until = self.state.evicted_until
+        if until is None:
+            return True
+        return req.first_started_at is not None and req.first_started_at > until
+
     def _answer(self, req: NonceRequest, kind: NonceAnswerKind, **fields: object) -> None:
-        answer = NonceAnswer.model_validate({"payment_id": req.payment_id, "kind": kind, **fields})
+        answer = NonceAnswer.model_validate(
+            {
+                "payment_id": req.payment_id,
+                "kind": kind,
+                "wallet_workflow_id": workflow.info().workflow_id,
+                **fields,
+            }
+        )
         self._outbox.append((req.payment_workflow_id, answer))
 
     def _holds(self, r: Reservation | NonceRequest) -> dict[str, int]:
@@ -329,7 +379,7 @@ class HotWalletWorkflow:
     def _admit(self) -> bool:
         """Hand out nonces to queued requests in order, as room and funds allow. Returns True
         if a request is short of funds and the balances are worth reading again."""
-        if self.state.paused or self.state.next_nonce is None or self._lock.locked():
+        if self._admission_blocked():
             return False
         if not self._funds_known():
             return bool(self.state.queue)
@@ -354,7 +404,8 @@ class HotWalletWorkflow:
                 nonce = self._reserve_nonce(req)
                 self._answer(req, NonceAnswerKind.GRANTED, nonce=nonce)
                 continue
-            if self._balances_stale():
+            told = req.payment_id in self.state.funds_waiting
+            if self._funds_stale() if told else self._balances_stale():
                 reread = True
             elif self.state.policy.on_insufficient_funds is InsufficientFunds.REJECT:
                 self._answer(
@@ -371,12 +422,15 @@ class HotWalletWorkflow:
         self.state.queue = keep
         waiting = {q.payment_id for q in keep}
         self.state.funds_waiting = [p for p in self.state.funds_waiting if p in waiting]
+        if not self.state.funds_waiting:
+            self.state.funds_recheck_seconds = None  # the next wait for funds starts quick
         return reread
 
     def _waiting_for_funds(self) -> bool:
         return bool(self.state.funds_waiting)
 
     async def _read_balances(self) -> None:
+        debited_before = dict(self.state.debited_since_read)
         tokens = sorted(
             {q.token_address.lower() for q in self.state.queue if q.token_address}
             | {r.token_address.lower() for r in self.state.reservations.values() if r.token_address}
@@ -390,7 +444,16 @@ class HotWalletWorkflow:
             summary="read the hot wallet's balances",
         )
         self.state.balances = balances.model_copy(update={"read_at": self._now()})
-        self.state.debited_since_read = {}
+        if self._v2:
+            # Debits of reservations final while the read ran may not be in what it saw (nor
+            # in a lagging node's answer): they stay until the next read.
+            self.state.debited_since_read = {
+                key: left
+                for key, amount in self.state.debited_since_read.items()
+                if (left := amount - debited_before.get(key, 0)) > 0
+            }
+        else:
+            self.state.debited_since_read = {}
 
     async def _send_answers(self) -> None:
         if not self._outbox:
@@ -559,6 +622,13 @@ class HotWalletWorkflow:
             attempts=[old.attempt] if old.attempt else [],
         )
 
+    @workflow.query(description="What this wallet knows of a payment: reservation, or queued")
+    def payment_lookup(self, payment_id: str) -> PaymentLookup:
+        return PaymentLookup(
+            reservation=self.reservation(payment_id),
+            queued=any(q.payment_id == payment_id for q in self.state.queue),
+        )
+
     @workflow.query(
         name="state", description="Everything: next nonce, reservations, hashes, caps, attention"
     )
@@ -572,9 +642,15 @@ class HotWalletWorkflow:
     # --- the loop -------------------------------------------------------------------------------
 
     async def _read_nonces(self) -> WalletNonces:
+        # New runs name the wallet (a pool has several per chain); the bare chain is for replay.
+        arg: object = (
+            WalletNoncesInput(chain=self.params.chain, address=self.params.address)
+            if self._v2
+            else self.params.chain
+        )
         nonces: WalletNonces = await workflow.execute_activity(
             "read_wallet_nonces",
-            self.params.chain,
+            arg,
             result_type=WalletNonces,
             start_to_close_timeout=timedelta(seconds=self.params.tuning.rpc_timeout_seconds),
             retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
@@ -599,6 +675,17 @@ class HotWalletWorkflow:
             )
             self.state.next_nonce = nonces.latest
         open_nonces = [r for r in self.state.reservations.values() if not r.status.final]
+        if not self._v2:
+            # A run from before v2 replays what it recorded: it followed a chain behind it.
+            if nonces.pending < self.state.next_nonce and not open_nonces:
+                self._attention(
+                    f"the chain's pending nonce {nonces.pending} is behind ours "
+                    f"{self.state.next_nonce} with nothing in flight (chain reset or deep "
+                    f"reorg): continuing from {nonces.pending}"
+                )
+                self.state.next_nonce = nonces.pending
+            self._log(f"reconciled: chain latest {nonces.latest} pending {nonces.pending}")
+            return
         if nonces.pending < self.state.next_nonce and not open_nonces:
             if self.state.nonce_behind != nonces:
                 self._attention(
@@ -699,8 +786,22 @@ class HotWalletWorkflow:
         keep_days = {self._day(), (self._now() - timedelta(days=1)).date().isoformat()}
         self.state.spent = {d: v for d, v in self.state.spent.items() if d in keep_days}
         self._trim_recent()
-        while self.state.recent and len(self.state.model_dump_json()) > STATE_BYTES_BUDGET:
-            self._trim_recent(limit=len(self.state.recent) * 9 // 10)
+        if not self._v2:
+            while self.state.recent and len(self.state.model_dump_json()) > STATE_BYTES_BUDGET:
+                self._trim_recent(limit=len(self.state.recent) * 9 // 10)
+            return
+        # The index has its own budget (a long queue never empties it); then the whole input is
+        # measured once, and only a state still over budget trims the index further.
+        sizes = [len(r.model_dump_json()) + len(k) + 4 for k, r in self.state.recent.items()]
+        total, keep = sum(sizes), len(sizes)
+        over = len(self.state.model_dump_json()) - STATE_BYTES_BUDGET
+        budget = min(RECENT_BYTES_BUDGET, total - over) if over > 0 else RECENT_BYTES_BUDGET
+        for size in sizes:
+            if total <= budget or keep == 0:
+                break
+            total -= size
+            keep -= 1
+        self._trim_recent(limit=keep)
 
     def _should_continue_as_new(self) -> bool:
         info = workflow.info()
@@ -722,21 +823,58 @@ class HotWalletWorkflow:
             or self._should_continue_as_new()
         )
 
+    def _admission_blocked(self) -> bool:
+        """No request can be admitted now, whatever the queue holds. The same test gates the
+        main loop's wake-up: a wake-up with nothing to do would spin (deadlock detector)."""
+        s = self.state
+        return (
+            s.paused
+            or s.next_nonce is None
+            or self._lock.locked()  # reconcile / sweep / a balance read is running
+            or (self._v2 and self._unknown_holds())
+        )
+
+    def _unknown_holds(self) -> bool:
+        """An open payment reservation from the old `reserve` update holds funds we cannot
+        count (it recorded none): admit nothing new until it is final."""
+        return any(
+            r.kind is ReservationKind.PAYMENT
+            and not r.status.final
+            and r.status is not ReservationStatus.ABANDONED
+            and r.amount_base_units > 0
+            and not r.token_address
+            and r.native_value_wei == 0
+            and r.gas_budget_wei == 0
+            for r in self.state.reservations.values()
+        )
+
     def _admissible(self) -> bool:
         """A queued request could be admitted now (room, not paused, funds not yet refused)."""
         s = self.state
         return (
             bool(s.queue)
-            and not s.paused
-            and s.next_nonce is not None
+            and not self._admission_blocked()
             and s.in_flight() < self.params.tuning.in_flight_limit
             and len(s.funds_waiting) < len(s.queue)
         )
 
+    def _funds_recheck_interval(self) -> float:
+        base = self.state.policy.funds_recheck_seconds
+        if not self._v2:
+            return base
+        return self.state.funds_recheck_seconds or base
+
+    def _funds_stale(self) -> bool:
+        """Whether payments waiting for funds should see the balances read again."""
+        b = self.state.balances
+        if b is None or b.read_at is None:
+            return True
+        return (self._now() - b.read_at).total_seconds() >= self._funds_recheck_interval()
+
     def _wake_timeout(self) -> timedelta | None:
         deadline = self._sweep_deadline()
         if self._waiting_for_funds():  # re-read the balances now and then (a top-up)
-            recheck = self._now() + timedelta(seconds=self.state.policy.funds_recheck_seconds)
+            recheck = self._now() + timedelta(seconds=self._funds_recheck_interval())
             deadline = min(deadline, recheck) if deadline else recheck
         if deadline is None:
             return None
@@ -749,10 +887,38 @@ class HotWalletWorkflow:
             async with self._lock:
                 await self._read_balances()
         reread = self._admit()
-        if reread or (self._waiting_for_funds() and self._balances_stale()):
+        if reread or (self._waiting_for_funds() and self._funds_stale()):
             async with self._lock:
                 await self._read_balances()
             self._admit()  # those already told "insufficient funds" are not told again
+            if self._v2:
+                # Nobody topped up: look less often (30 s doubling to 15 min), else reset.
+                base = self.state.policy.funds_recheck_seconds
+                self.state.funds_recheck_seconds = (
+                    min(self._funds_recheck_interval() * 2, max(base, FUNDS_RECHECK_MAX_SECONDS))
+                    if self._waiting_for_funds()
+                    else None
+                )
+
+    async def _drain(self) -> None:
+        """Before continue-as-new: answer everything, including what arrives while answering
+        (the outbox is not carried over)."""
+        while True:
+            await workflow.wait_condition(
+                lambda: workflow.all_handlers_finished() and not self._lock.locked()
+            )
+            await self._admission_round()
+            await self._start_fills()
+            await self._send_answers()
+            if not self._v2:
+                return
+            if (
+                not self._outbox
+                and not self._fills_due()
+                and workflow.all_handlers_finished()
+                and not self._lock.locked()
+            ):
+                return
 
     @workflow.run
     async def run(self, inp: HotWalletInput) -> None:
@@ -780,12 +946,7 @@ class HotWalletWorkflow:
             await self._start_fills()
             await self._send_answers()
             if self._should_continue_as_new():
-                await workflow.wait_condition(
-                    lambda: workflow.all_handlers_finished() and not self._lock.locked()
-                )
-                await self._admission_round()
-                await self._start_fills()
-                await self._send_answers()
-                self._prune()
+                await self._drain()
+                self._prune()  # no await from here on: nothing can arrive unanswered
                 self.state.runs += 1
                 workflow.continue_as_new(HotWalletInput(params=self.params, state=self.state))

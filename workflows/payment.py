@@ -398,7 +398,12 @@ class PaymentWorkflow:
 
     @workflow.signal(description="The hot wallet's answer to request_nonce")
     def nonce_answer(self, answer: NonceAnswer) -> None:
-        if answer.payment_id == self.request.payment_id:
+        # Only the wallet this run asks: a late answer of another pool wallet (an earlier run
+        # asked it) must never give this run a nonce of that wallet.
+        wallet = answer.wallet_workflow_id
+        if answer.payment_id == self.request.payment_id and (
+            wallet is None or wallet == self.state.hot_wallet_workflow_id
+        ):
             self._answer = answer
 
     @workflow.query(name="state", description="Stage, nonce, every tx attempt, events")
@@ -510,7 +515,7 @@ class PaymentWorkflow:
             except asyncio.CancelledError:
                 if sending.cancelled():
                     raise
-                self.state.events.append("cancel requested while a tx may exist: ignored")
+                self._event("cancel requested while a tx may exist: ignored")
         status = {
             AwaitKind.CONFIRMED: PaymentStatus.CONFIRMED,
             AwaitKind.REVERTED: PaymentStatus.REVERTED,
@@ -529,7 +534,7 @@ class PaymentWorkflow:
                 ),
             )
         except Exception as exc:  # the outcome is known; the entity only learns it (reconciles)
-            self.state.events.append(f"could not tell the hot wallet (nonce_settled): {exc}")
+            self._event(f"could not tell the hot wallet (nonce_settled): {exc}")
         fee = (
             result.gas_used * result.effective_gas_price
             if result.gas_used is not None and result.effective_gas_price is not None
@@ -604,6 +609,7 @@ class PaymentWorkflow:
             ),
         )
         asked = False
+        retry_after: timedelta | None = None
         while True:
             if not asked:
                 await workflow.execute_activity(
@@ -623,13 +629,47 @@ class PaymentWorkflow:
                 continue
             answer, self._answer = self._answer, None
             assert answer is not None
+            if answer.kind is NonceAnswerKind.RETRY_LATER:
+                # The wallet's queue is full: ask again later, backing off (one timer and one
+                # activity per re-ask; at most one per _REASK_AFTER once backed off).
+                first = timedelta(seconds=answer.retry_after_seconds or 30)
+                retry_after = min(retry_after * 2, _REASK_AFTER) if retry_after else first
+                if len(self.state.events) == 0 or "queue is full" not in self.state.events[-1]:
+                    self._event(f"the hot wallet's queue is full: {answer.reason}")
+                await workflow.sleep(retry_after)
+                asked = False
+                continue
+            retry_after = None
+            if answer.kind is NonceAnswerKind.NEEDS_PERSON:
+                await self._hold_for_a_person(answer.reason or "the hot wallet needs a person")
             if answer.kind is NonceAnswerKind.WAITING_FUNDS:
+                reason = answer.reason or "insufficient funds"
+                if self.state.needs_attention and self.state.attention_reason == reason:
+                    continue  # the same answer again (a re-ask): nothing new to tell
                 self.state.needs_attention = True
-                self.state.attention_reason = answer.reason or "insufficient funds"
-                self.state.events.append(f"waiting for funds: {answer.reason}")
+                self.state.attention_reason = reason
+                self._event(f"waiting for funds: {answer.reason}")
                 await self._progress()
                 continue
             return await self._answered(answer)
+
+    async def _hold_for_a_person(self, reason: str) -> None:
+        """An earlier run may have paid (the entity cannot tell): never sign, never end as if
+        nothing was sent; a cancel is ignored like once a tx may exist."""
+        self.state.tx_may_exist = True
+        self.state.needs_attention = True
+        self.state.attention_reason = reason
+        self._event(f"not given a nonce: {reason}")
+        await self._progress()
+        while True:
+            try:
+                await workflow.wait_condition(lambda: False)
+            except asyncio.CancelledError:
+                self._event("cancel requested while an earlier run may have paid: ignored")
+
+    def _event(self, line: str) -> None:
+        self.state.events.append(line)
+        del self.state.events[:-_EVENT_LIMIT]
 
     async def _answered(self, answer: NonceAnswer) -> NonceReserveOutcome:
         if self.state.needs_attention:  # it waited for funds (nothing else flags before this)
@@ -695,7 +735,7 @@ class PaymentWorkflow:
         try:
             await workflow.get_external_workflow_handle(parent.workflow_id).signal(name, progress)
         except Exception as exc:  # the payment goes on; the parent can still read the outcome
-            self.state.events.append(f"could not signal the parent: {exc}")
+            self._event(f"could not signal the parent: {exc}")
 
 
 @workflow.defn(name="NonceFill")

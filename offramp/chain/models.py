@@ -475,6 +475,10 @@ class HotWalletState(_Model):
     nonce_behind: WalletNonces | None = Field(
         default=None, description="the chain's nonce was below ours with nothing open: a person"
     )
+    funds_recheck_seconds: float | None = Field(
+        default=None,
+        description="while payments wait for funds: the current re-read interval (doubles, capped)",
+    )
 
     def in_flight(self) -> int:
         return sum(
@@ -502,7 +506,14 @@ class NonceRequest(_Model):
     native_value_wei: int = Field(default=0, ge=0)
     gas_budget_wei: int = Field(default=0, ge=0, description="gas limit x the fee cap")
     rerun: bool = Field(default=False, description="not the payment's first run")
-    policy: WalletPolicy = Field(default_factory=WalletPolicy)
+    first_started_at: datetime | None = Field(
+        default=None,
+        description="a re-run: when the payment's first run started (None: unknown); the "
+        "entity grants a re-run a new nonce only if no reservation of it can have left its index",
+    )
+    policy: WalletPolicy | None = Field(
+        default=None, description="set by the request_nonce activity; not kept in the queue"
+    )
 
 
 class NonceAnswerKind(StrEnum):
@@ -510,6 +521,10 @@ class NonceAnswerKind(StrEnum):
     WAITING_FUNDS = "waiting_funds"  # not final: the payment keeps waiting
     REJECTED = "rejected"
     RELEASED = "released"  # the payment gave its nonce back earlier: it can never send
+    # A re-run the entity cannot prove never held a nonce (its reservation may have left the
+    # bounded index): never a new nonce; the payment flags a person and waits.
+    NEEDS_PERSON = "needs_person"
+    RETRY_LATER = "retry_later"  # the queue is full: ask again after `retry_after_seconds`
 
 
 class NonceAnswer(_Model):
@@ -522,6 +537,18 @@ class NonceAnswer(_Model):
     tx_hashes: list[str] = Field(default_factory=list)
     rejection_code: RejectionCode | None = None
     reason: str | None = None
+    wallet_workflow_id: str | None = Field(
+        default=None, description="the answering entity: a payment ignores other wallets' answers"
+    )
+    retry_after_seconds: float | None = None
+
+
+class PaymentLookup(_Model):
+    """What a wallet entity knows of a payment (query `payment_lookup`, for a re-run's
+    preflight): its reservation (possibly without attempts yet) or that it is queued."""
+
+    reservation: Reservation | None = None
+    queued: bool = False
 
 
 class NonceRequestInput(_Model):

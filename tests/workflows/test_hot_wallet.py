@@ -43,6 +43,7 @@ from offramp.chain.models import (
     SetNonceRequest,
     TxBroadcastSignal,
     WalletNonces,
+    WalletNoncesInput,
     WalletSummary,
     WorkflowClosedInput,
 )
@@ -81,7 +82,7 @@ class FakeChain:
 
     def activities(self) -> list[object]:
         @activity.defn(name="read_wallet_nonces")
-        async def read_wallet_nonces(chain: str) -> WalletNonces:
+        async def read_wallet_nonces(inp: WalletNoncesInput) -> WalletNonces:
             return self.nonces
 
         @activity.defn(name="workflow_closed")

@@ -36,6 +36,7 @@ from offramp.chain.models import (
     ReservationStatus,
     WalletBalances,
     WalletNonces,
+    WalletNoncesInput,
     WorkflowClosedInput,
 )
 from offramp.converter import DATA_CONVERTER
@@ -72,7 +73,7 @@ async def small_env() -> AsyncIterator[WorkflowEnvironment]:
 
 
 @activity.defn(name="read_wallet_nonces")
-async def read_wallet_nonces(chain: str) -> WalletNonces:
+async def read_wallet_nonces(inp: WalletNoncesInput) -> WalletNonces:
     return WalletNonces(latest=3, pending=3)
 
 
