@@ -22,7 +22,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 
-from activities.hot_wallet import previous_attempts
+from activities.hot_wallet import previous_hold
 from offramp.chain import fees
 from offramp.chain.addresses import InvalidAddress, checksum, validate_recipient
 from offramp.chain.amounts import exact_base_units
@@ -269,6 +269,7 @@ class ChainActivities:
                     non_retryable=True,
                 )
             template = TxTemplate(to=last.to, value=last.value, data=last.data, gas=last.gas)
+            assert previous_wallet is not None  # attempts come from the wallet that holds them
             return PreflightResult(
                 accepted=self._accepted(
                     config, previous_wallet, asset, recipient, base, template, previous
@@ -282,7 +283,9 @@ class ChainActivities:
                 f"{config.max_fee_per_gas_cap_wei} wei",
             )
         template = TxTemplate(to=to, value=value, data=data, gas=NATIVE_TRANSFER_GAS)
-        return await self._admit(request, client, asset, recipient, base, template, quote)
+        return await self._admit(
+            request, client, asset, recipient, base, template, quote, pinned=previous_wallet
+        )
 
     async def _pool_funds(self, client: ChainClient, asset: AssetConfig) -> list[WalletFunds]:
         """Native and asset balance of every pool wallet (read concurrently)."""
@@ -342,13 +345,17 @@ class ChainActivities:
         base: int,
         template: TxTemplate,
         quote: fees.Fees,
+        pinned: str | None = None,
     ) -> PreflightResult:
-        """Pick the pool wallet that pays (see offramp.chain.pool), or refuse for funds. In
+        """Pick the pool wallet that pays (see offramp.chain.pool; only `pinned` when an earlier
+        run of the payment is held there), or refuse for funds. In
         `wait` mode (on_insufficient_funds) a shortfall is not a refusal: the best-funded wallet
         is chosen and its entity holds the payment without a nonce until a top-up."""
         native = asset.address is None
         waits = client.config.on_insufficient_funds == "wait"
         pool = await self._pool_funds(client, asset)
+        if pinned is not None:
+            pool = [f for f in pool if f.address.lower() == pinned.lower()]
         unit = "wei" if native else f"base units of {asset.symbol}"
         covering = [
             f for f in pool if headroom(f, amount=base, native=native, gas_cost_wei=0) is not None
@@ -442,11 +449,13 @@ class ChainActivities:
 
     async def _previous_in_pool(
         self, config: ChainConfig, payment_id: str
-    ) -> tuple[str, list[TxAttempt]]:
-        """The pool wallet an earlier run of this payment signed with, and what it signed
-        (first wallet and nothing on a first run)."""
+    ) -> tuple[str | None, list[TxAttempt]]:
+        """The pool wallet that holds this payment from an earlier run (a reservation, with or
+        without signed attempts, or a queued request) and what it signed; (None, []) on a first
+        run or when no wallet knows it. A held payment stays on its wallet: moving it to another
+        could pay twice while a tx of the first can still be mined."""
         wallets = config.hot_wallets
-        index, attempts = await previous_attempts(
+        index, attempts = await previous_hold(
             activity.client(),
             [
                 hot_wallet_workflow_id(config.chain_id, w, config.wallet_entity_suffix)
@@ -454,7 +463,7 @@ class ChainActivities:
             ],
             payment_id,
         )
-        return wallets[index], attempts
+        return (wallets[index] if index is not None else None), attempts
 
     @activity.defn(name="quote_fees")
     @_redacted

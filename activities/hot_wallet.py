@@ -72,22 +72,13 @@ async def _is_first_run(client: Client, workflow_id: str, run_id: str) -> bool:
     return earlier.count <= 1
 
 
-async def previous_attempts(
-    client: Client, wallet_workflow_ids: list[str], payment_id: str
-) -> tuple[int, list[TxAttempt]]:
-    """What an earlier run of this payment signed, as the hot wallet that reserved its nonce
-    recorded it: (index of that wallet in `wallet_workflow_ids`, attempts), or (0, []). Only a
-    re-run can have any: a first run returns at once without asking an entity (no query per
-    preflight). A wallet that holds the payment's nonce (or queues its request) without any
-    attempt yet gives (its index, []): the re-run must stay on that wallet."""
-    held, attempts = await previous_hold(client, wallet_workflow_ids, payment_id)
-    return (held or 0), attempts
-
-
 async def previous_hold(
     client: Client, wallet_workflow_ids: list[str], payment_id: str
 ) -> tuple[int | None, list[TxAttempt]]:
-    """Like `previous_attempts`, with None when no wallet knows the payment."""
+    """The wallet that holds an earlier run of this payment (index in `wallet_workflow_ids`: a
+    reservation, with or without signed attempts, or a queued request) and what it signed, as
+    that wallet recorded it; (None, []) when no wallet knows it. Only a re-run can have any: a
+    first run returns at once without asking an entity (no query per preflight)."""
     info = activity.info()
     if info.workflow_id and await _is_first_run(
         client, info.workflow_id, info.workflow_run_id or ""
