@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from eth_typing import HexStr
 from eth_utils.address import to_checksum_address
@@ -23,6 +21,7 @@ from temporalio.exceptions import ApplicationError
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 
 from activities.hot_wallet import previous_hold
+from activities.redaction import redacted
 from offramp.chain import fees
 from offramp.chain.addresses import InvalidAddress, checksum, validate_recipient
 from offramp.chain.amounts import exact_base_units
@@ -83,38 +82,6 @@ def _answer_summary(answer: NodeAnswer) -> str:
     if answer.failure is not None:
         return answer.failure
     return "accepted" if isinstance(rpc_result(answer), str) else "refused"
-
-
-def _redacted(
-    fn: Callable[Concatenate[ChainActivities, P], Awaitable[R]],
-) -> Callable[Concatenate[ChainActivities, P], Awaitable[R]]:
-    """No RPC URL (or part of one) leaves an activity: every failure message is scrubbed, and an
-    unexpected exception becomes an ApplicationError of its type name with no chained cause
-    (Temporal records causes and tracebacks in history)."""
-
-    @functools.wraps(fn)
-    async def wrapper(self: ChainActivities, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return await fn(self, *args, **kwargs)
-        except asyncio.CancelledError:
-            raise
-        except ApplicationError as exc:
-            clean = self.runtime.redact(exc.message)
-            if clean == exc.message and exc.__cause__ is None:
-                raise
-            raise ApplicationError(
-                clean,
-                type=exc.type,
-                non_retryable=exc.non_retryable,
-                next_retry_delay=exc.next_retry_delay,
-                category=exc.category,
-            ) from None
-        except Exception as exc:
-            raise ApplicationError(
-                self.runtime.redact(f"{type(exc).__name__}: {exc}"), type=type(exc).__name__
-            ) from None
-
-    return wrapper
 
 
 NATIVE_TRANSFER_GAS = 21_000
@@ -195,7 +162,7 @@ class ChainActivities:
         return base_fee, fees.quote(base_fee, tip, client.config.max_fee_per_gas_cap_wei)
 
     @activity.defn(name="payment_preflight")
-    @_redacted
+    @redacted
     async def payment_preflight(self, request: PaymentRequest) -> PreflightResult:
         """Every check that can refuse a payment, before any nonce is taken."""
         config = self.runtime.settings.chain(request.chain)
@@ -466,7 +433,7 @@ class ChainActivities:
         return (wallets[index] if index is not None else None), attempts
 
     @activity.defn(name="quote_fees")
-    @_redacted
+    @redacted
     async def quote_fees(self, chain: str) -> FeeQuote:
         client = await self._client(chain)
         base_fee, quote = await self._quote(client)
@@ -477,7 +444,7 @@ class ChainActivities:
         )
 
     @activity.defn(name="read_wallet_nonces")
-    @_redacted
+    @redacted
     async def read_wallet_nonces(self, inp: str | WalletNoncesInput) -> WalletNonces:
         """The wallet's latest and pending nonce: the highest answer of the healthy nodes (a
         lagging node must never lower what the hot wallet hands out). A bare chain name (older
@@ -557,7 +524,7 @@ class ChainActivities:
         return signer.sign(fields, wallet)
 
     @activity.defn(name="sign_and_broadcast")
-    @_redacted
+    @redacted
     async def sign_and_broadcast(self, inp: BroadcastInput) -> BroadcastResult:
         """Sign the fixed fields with the sender's key (same bytes and hash on every retry) and
         send them to every healthy node: one accepting (or knowing) them is enough."""
@@ -702,7 +669,7 @@ class ChainActivities:
         return int(tagged["number"]) >= number
 
     @activity.defn(name="await_transaction")
-    @_redacted
+    @redacted
     async def await_transaction(self, inp: AwaitInput) -> AwaitResult:
         """Wait (heartbeating) until one of our hashes for the nonce has the confirmations on the
         canonical chain, or something needs the workflow: stuck, dropped, reorged, conflict."""

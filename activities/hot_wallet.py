@@ -5,7 +5,6 @@ kept for payment runs started before the signal protocol), `workflow_closed`,
 
 from __future__ import annotations
 
-import asyncio
 import random
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,6 +23,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.redaction import redacted
 from offramp.chain.models import (
     BalancesInput,
     HotWalletInput,
@@ -164,24 +164,10 @@ class HotWalletActivities:
         )
 
     @activity.defn(name="read_wallet_balances")
+    @redacted
     async def read_wallet_balances(self, inp: BalancesInput) -> WalletBalances:
         """Redacted like the chain activities: no RPC URL reaches the failure (or history)."""
-        try:
-            return await self._read_balances(inp)
-        except asyncio.CancelledError:
-            raise
-        except ApplicationError as exc:
-            raise ApplicationError(
-                self.runtime.redact(exc.message),
-                type=exc.type,
-                non_retryable=exc.non_retryable,
-                next_retry_delay=exc.next_retry_delay,
-                category=exc.category,
-            ) from None
-        except Exception as exc:
-            raise ApplicationError(
-                self.runtime.redact(f"{type(exc).__name__}: {exc}"), type=type(exc).__name__
-            ) from None
+        return await self._read_balances(inp)
 
     async def _read_balances(self, inp: BalancesInput) -> WalletBalances:
         try:
