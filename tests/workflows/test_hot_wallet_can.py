@@ -177,21 +177,27 @@ async def test_many_continue_as_new_cycles_under_a_low_payload_limit(
         nonces: list[int] = []
         for batch in range(0, PAYMENTS, 40):  # waves of concurrent requests
             nonces += await run_payments(client, task_queue, wallet_id, ids[batch : batch + 40])
+        # One payment alone after the waves: with no queue the index keeps it. (While a long
+        # queue fills the state budget, a continue-as-new may empty the index, so which wave
+        # member is still indexed then depends on timing; a re-run of an evicted payment is
+        # refused by the first-run check instead, see test_hot_wallet_fixes.py.)
+        last = await run_payments(client, task_queue, wallet_id, ["p-last"])
         wallet = client.get_workflow_handle(wallet_id)
         state = await wallet.query("state", result_type=HotWalletState)
         # A recent payment asking again (a re-run) gets its nonce back, never a new one.
-        again = await run_payments(client, task_queue, wallet_id, [ids[-1]])
+        again = await run_payments(client, task_queue, wallet_id, ["p-last"])
         after = await wallet.query("state", result_type=HotWalletState)
         history = await wallet.fetch_history()
         with contextlib.suppress(Exception):
             await wallet.terminate("test done")
     assert sorted(nonces) == list(range(3, 3 + PAYMENTS)), "a nonce lost or handed out twice"
-    assert again == [nonces[-1]] and after.next_nonce == state.next_nonce
-    assert state.next_nonce == 3 + PAYMENTS
+    assert last == [3 + PAYMENTS]
+    assert again == last and after.next_nonce == state.next_nonce
+    assert state.next_nonce == 3 + PAYMENTS + 1
     assert state.runs > 10, state.runs
     assert state.reservations == {} and state.queue == []
     assert 0 < len(state.recent) <= 60 and state.evicted_until is not None
-    assert {r.nonce for r in state.recent.values()} <= set(nonces)
+    assert {r.nonce for r in state.recent.values()} <= {*nonces, *last}
     assert len(state.model_dump_json()) < BLOB_LIMIT
     failed = [
         e for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
