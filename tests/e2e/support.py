@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -20,7 +21,7 @@ from web3 import Web3
 from offramp.config import ChainConfig, EngineSettings
 from offramp.devstack.chain import HOT_WALLET, HOT_WALLET_KEY, LOCAL_CHAIN_NAME, token_contract
 from offramp.devstack.processes import ManagedProcess, free_port
-from offramp.orders.models import SellOrderInput, SellOrderResult
+from offramp.orders.models import SellOrderInput, SellOrderResult, SellOrderState, Stage
 from offramp.orders.starter import start_sell_order
 from offramp.simulator.admin import SimulatorAdmin
 from offramp.simulator.process import simulator_process, wait_simulator_ready
@@ -156,3 +157,13 @@ async def create_sim_order(admin: SimulatorAdmin, **fields: Any) -> str:
     fields.setdefault("user_ref", "user-42")
     created = await admin.create_order(**fields)
     return created.order_id
+
+
+async def wait_stage(handle: WorkflowHandle[Any, Any], *stages: Stage) -> SellOrderState:
+    """Poll the state query until the order is in one of `stages` (bounded)."""
+    async with asyncio.timeout(60):
+        while True:
+            state: SellOrderState = await handle.query("state", result_type=SellOrderState)
+            if state.stage in stages:
+                return state
+            await asyncio.sleep(0.1)

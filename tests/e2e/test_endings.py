@@ -29,18 +29,10 @@ from tests.e2e.support import (
     engine_settings,
     engine_worker,
     start_order,
+    wait_stage,
 )
 
 WORKFLOW_CANCEL_NOTE = "cancelled by a workflow cancellation request"
-
-
-async def wait_stage(handle: WorkflowHandle[Any, Any], *stages: Stage) -> SellOrderState:
-    async with asyncio.timeout(60):
-        while True:
-            state: SellOrderState = await handle.query("state", result_type=SellOrderState)
-            if state.stage in stages:
-                return state
-            await asyncio.sleep(0.1)
 
 
 async def wait_state(

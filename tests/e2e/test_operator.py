@@ -8,10 +8,9 @@ import contextlib
 import subprocess
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
 
 import pytest
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from offramp.devstack.binaries import temporal_cli
@@ -23,19 +22,10 @@ from tests.e2e.support import (
     engine_settings,
     engine_worker,
     start_order,
+    wait_stage,
 )
 
 OPERATOR = Decision(operator="ops@example.com", note="checked")
-
-
-async def wait_stage(handle: WorkflowHandle[Any, Any], *stages: Stage) -> SellOrderState:
-    """Poll the state query until the order is in one of `stages` (bounded)."""
-    async with asyncio.timeout(60):
-        while True:
-            state: SellOrderState = await handle.query("state", result_type=SellOrderState)
-            if state.stage in stages:
-                return state
-            await asyncio.sleep(0.1)
 
 
 async def test_approval_then_settled(
