@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from eth_account import Account
 from temporalio.client import WorkflowExecutionStatus
+from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from offramp.bench import pool, tracking
 from offramp.bench.common import Bench, bounded, wait_and_time
@@ -45,6 +47,33 @@ async def start_payments(bench: Bench, requests: list[PaymentRequest]) -> None:
     await bounded(start(r) for r in requests)
 
 
+async def feed_payments(bench: Bench, requests: list[PaymentRequest], in_flight: int) -> None:
+    """A steady stream: a new payment starts as soon as one of the `in_flight` open ones closes
+    (a soak is sustained load through the wallet, not one burst behind its queue cap)."""
+    gate = asyncio.Semaphore(in_flight)
+    timeout = timedelta(seconds=bench.limit(len(requests)) * 2)
+
+    async def one(request: PaymentRequest) -> None:
+        workflow_id = payment_workflow_id(request.payment_id)
+        async with gate:
+            # A retried start whose first try went through is already started.
+            with suppress(WorkflowAlreadyStartedError):
+                await tracking.retrying(
+                    lambda: bench.client.start_workflow(
+                        PAYMENT_TYPE,
+                        request,
+                        id=workflow_id,
+                        task_queue=bench.stack.task_queue,
+                        execution_timeout=timeout,
+                    )
+                )
+            handle = bench.client.get_workflow_handle(workflow_id)
+            with suppress(Exception):  # its outcome is read and judged after the scenario
+                await tracking.retrying(handle.result)
+
+    await asyncio.gather(*(one(r) for r in requests))
+
+
 async def outcomes(bench: Bench, closed: list[tracking.Closed]) -> list[PaymentOutcome]:
     done = [c for c in closed if c.status is WorkflowExecutionStatus.COMPLETED]
 
@@ -55,8 +84,11 @@ async def outcomes(bench: Bench, closed: list[tracking.Closed]) -> list[PaymentO
     return await bounded(fetch(c) for c in done)
 
 
-async def run_payments(bench: Bench, count: int, wallets: int, name: str) -> Row:
-    """`count` Payment workflows at once from a pool of `wallets`; checked on chain."""
+async def run_payments(
+    bench: Bench, count: int, wallets: int, name: str, in_flight: int = 0
+) -> Row:
+    """`count` Payment workflows from a pool of `wallets`, all at once (or `in_flight` open at a
+    time); checked on chain."""
     pay_from = pool.pool_wallets(wallets)
     pool.fund(bench.stack.chain, pay_from)
     bench.log(f"{name}: {count} payments from {wallets} wallet(s)")
@@ -75,8 +107,17 @@ async def run_payments(bench: Bench, count: int, wallets: int, name: str) -> Row
     addresses = [w.address for w in pay_from]
     start_block, nonces_before = reader.head(), reader.nonces(addresses)
     since = bench.now()
-    await start_payments(bench, requests)
+    feeder = None
+    if in_flight:
+        feeder = asyncio.create_task(feed_payments(bench, requests, in_flight))
+    else:
+        await start_payments(bench, requests)
     row, closed = await wait_and_time(bench, name, "payments/s", PAYMENT_TYPE, since, count)
+    if feeder is not None:
+        feeder.cancel()
+        with suppress(asyncio.CancelledError):
+            await feeder
+        row.notes.append(f"steady feed: at most {in_flight} payments open at a time")
     paid = await outcomes(bench, closed)
     row.outcomes = Counter(o.status.value for o in paid)
     row.outcomes.update(c.status.name for c in closed if c.status.name != "COMPLETED")
@@ -139,8 +180,8 @@ async def wallet_history(bench: Bench, since: datetime) -> str:
     )
 
 
-async def run_soak(bench: Bench, count: int) -> Row:
+async def run_soak(bench: Bench, count: int, in_flight: int) -> Row:
     since = bench.now()
-    row = await run_payments(bench, count, 1, "soak")
+    row = await run_payments(bench, count, 1, "soak", in_flight)
     row.notes.append(await tracking.retrying(lambda: wallet_history(bench, since)))
     return row

@@ -31,6 +31,7 @@ class BenchPlan:
     kill_orders: int = 0  # orders of the server-kill run (0: skip)
     down_seconds: float = 20.0
     soak: int = 0  # payments of the soak through one wallet (0: skip)
+    soak_in_flight: int = 200  # the soak's payments open at a time (0: all at once)
     timeout: float | None = None  # per scenario, s (None: 300 + 3 per workflow); then "stuck"
     block_time: float = 1.0
     confirmations: int = 1
@@ -74,7 +75,7 @@ async def run_plan(
         )
         rows.append(row)
     if plan.soak:
-        rows.append(await run_soak(bench, plan.soak))
+        rows.append(await run_soak(bench, plan.soak, plan.soak_in_flight))
     stack.stop_workers()
 
 

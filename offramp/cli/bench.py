@@ -49,6 +49,9 @@ def bench(
     soak: Annotated[
         int, typer.Option(min=0, max=100000, help="payments through one wallet (0: skip)")
     ] = 0,
+    soak_in_flight: Annotated[
+        int, typer.Option(min=0, max=100000, help="soak payments open at a time (0: all at once)")
+    ] = 200,
     timeout: Annotated[
         float | None,
         typer.Option(
@@ -75,6 +78,7 @@ def bench(
         kill_orders=server_kill,
         down_seconds=down_seconds,
         soak=soak,
+        soak_in_flight=soak_in_flight,
         timeout=timeout,
         block_time=block_time,
     )
