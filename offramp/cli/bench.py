@@ -49,6 +49,12 @@ def bench(
     soak: Annotated[
         int, typer.Option(min=0, max=100000, help="payments through one wallet (0: skip)")
     ] = 0,
+    webhooks_rate: Annotated[
+        int, typer.Option(min=0, max=20000, help="signed webhooks/s into a receiver (0: skip)")
+    ] = 0,
+    webhooks_seconds: Annotated[
+        float, typer.Option(min=1, help="how long the webhooks scenario sends")
+    ] = 60.0,
     timeout: Annotated[
         float | None,
         typer.Option(
@@ -61,8 +67,9 @@ def bench(
     ] = None,
 ) -> None:
     """Run N concurrent orders end to end against the bare Temporal skeleton, payments/s per
-    wallet-pool size, and optionally the server-kill run and a soak through one wallet; print a
-    table. Starts and stops its own stack on free ports."""
+    wallet-pool size, and optionally the server-kill run, a soak through one wallet and a webhook
+    flood (reply latency p50/p95/p99); print a table. Starts and stops its own stack on free
+    ports."""
     from offramp.bench.runner import BenchPlan, make_stack, remove, run_plan
     from offramp.devstack.processes import ProcessFailed
 
@@ -75,6 +82,8 @@ def bench(
         kill_orders=server_kill,
         down_seconds=down_seconds,
         soak=soak,
+        webhooks_rate=webhooks_rate,
+        webhooks_seconds=webhooks_seconds,
         timeout=timeout,
         block_time=block_time,
     )
