@@ -42,6 +42,7 @@ class Load:
     statuses: Counter[str] = field(default_factory=Counter)
     lag: float = 0.0  # how far behind its schedule the generator fell (worst), s
     receiver_cpu: float = math.nan  # CPU seconds the receiver used while answering
+    generator_cpu: float = math.nan  # CPU seconds this (the sending) process used meanwhile
 
 
 def cpu_seconds(pid: int | None) -> float:
@@ -158,10 +159,12 @@ async def run_webhooks(bench: Bench, rate: int, seconds: float, orders: int = 20
 
         bench.log(f"  webhooks: {rate}/s for {seconds:.0f} s to {orders} orders (+unknown)")
         began, cpu_before = time.monotonic(), cpu_seconds(receiver.pid)
+        own_before = time.process_time()
         base = f"http://127.0.0.1:{port}"
         load = await _blast(f"{base}{route_path('kado')}", secret, pick, rate, seconds)
         wall = time.monotonic() - began
         load.receiver_cpu = cpu_seconds(receiver.pid) - cpu_before
+        load.generator_cpu = time.process_time() - own_before
         async with aiohttp.ClientSession() as http:
             deadline = time.monotonic() + IDLE_WAIT_SECONDS
             health = await _health(http, f"{base}/health")
@@ -203,9 +206,12 @@ def _row(load: Load, wall: float, rate: int, health: dict[str, object]) -> Row:
         f"generator fell behind its schedule by at most {load.lag * 1000:.0f} ms"
     )
     per_request = load.receiver_cpu / len(values) * 1000 if values else math.nan
+    sender = load.generator_cpu / len(values) * 1000 if values else math.nan
     row.notes.append(
-        f"receiver CPU: {load.receiver_cpu:.1f} s for {len(values)} replies in {wall:.0f} s "
-        f"({per_request:.2f} ms per request, wakes included)"
+        f"CPU for {len(values)} replies in {wall:.0f} s: receiver {load.receiver_cpu:.1f} s "
+        f"({per_request:.2f} ms per request, wakes included), load generator "
+        f"{load.generator_cpu:.1f} s ({sender:.2f} ms per request): on a shared machine the "
+        "latency is mostly queueing for CPU; these are what a core can serve"
     )
     wakes, pending = health["wakes"], health["pending"]
     row.notes.append(f"receiver after the run: wakes {wakes}; pending {pending}")
