@@ -18,6 +18,7 @@ from offramp.bench.orders import run_orders
 from offramp.bench.payments import run_pools, run_soak
 from offramp.bench.skeleton_run import run_skeleton
 from offramp.bench.stack import BenchSettings, BenchStack
+from offramp.bench.webhooks import run_webhooks
 from offramp.converter import DATA_CONVERTER
 
 
@@ -35,6 +36,8 @@ class BenchPlan:
     timeout: float | None = None  # per scenario, s (None: 300 + 3 per workflow); then "stuck"
     block_time: float = 1.0
     confirmations: int = 1
+    webhooks_rate: int = 0  # signed webhooks per second into a receiver (0: skip)
+    webhooks_seconds: float = 60.0
 
 
 def quiet_runtime() -> Runtime:
@@ -76,6 +79,8 @@ async def run_plan(
         rows.append(row)
     if plan.soak:
         rows.append(await run_soak(bench, plan.soak, plan.soak_in_flight))
+    if plan.webhooks_rate:
+        rows.append(await run_webhooks(bench, plan.webhooks_rate, plan.webhooks_seconds))
     stack.stop_workers()
 
 

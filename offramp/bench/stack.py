@@ -49,6 +49,7 @@ class BenchStack:
                 confirmations=settings.confirmations,
                 with_simulator=False,
                 with_worker=False,
+                with_webhooks=False,  # the webhooks scenario starts its own receiver
             )
         )
         self.workers: list[ManagedProcess] = []

@@ -52,6 +52,12 @@ def bench(
     soak_in_flight: Annotated[
         int, typer.Option(min=0, max=100000, help="soak payments open at a time (0: all at once)")
     ] = 200,
+    webhooks_rate: Annotated[
+        int, typer.Option(min=0, max=20000, help="signed webhooks/s into a receiver (0: skip)")
+    ] = 0,
+    webhooks_seconds: Annotated[
+        float, typer.Option(min=1, help="how long the webhooks scenario sends")
+    ] = 60.0,
     timeout: Annotated[
         float | None,
         typer.Option(
@@ -64,8 +70,9 @@ def bench(
     ] = None,
 ) -> None:
     """Run N concurrent orders end to end against the bare Temporal skeleton, payments/s per
-    wallet-pool size, and optionally the server-kill run and a soak through one wallet; print a
-    table. Starts and stops its own stack on free ports."""
+    wallet-pool size, and optionally the server-kill run, a soak through one wallet and a webhook
+    flood (reply latency p50/p95/p99); print a table. Starts and stops its own stack on free
+    ports."""
     from offramp.bench.runner import BenchPlan, make_stack, remove, run_plan
     from offramp.devstack.processes import ProcessFailed
 
@@ -79,6 +86,8 @@ def bench(
         down_seconds=down_seconds,
         soak=soak,
         soak_in_flight=soak_in_flight,
+        webhooks_rate=webhooks_rate,
+        webhooks_seconds=webhooks_seconds,
         timeout=timeout,
         block_time=block_time,
     )

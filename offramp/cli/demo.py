@@ -576,6 +576,7 @@ def _busy_ports(settings: StackSettings) -> list[str]:
         "--ui-port": settings.ui_port,
         "--anvil-port": settings.anvil_port,
         "--simulator-port": settings.simulator_port,
+        "--webhooks-port": settings.webhooks_port,
     }
     return [f"{port} ({option})" for option, port in ports.items() if port_open(port)]
 
@@ -599,6 +600,7 @@ def demo(
     ui_port: Annotated[int, typer.Option(envvar="OFFRAMP_DEV_UI_PORT")] = 8233,
     anvil_port: Annotated[int, typer.Option(envvar="OFFRAMP_DEV_ANVIL_PORT")] = 8545,
     simulator_port: Annotated[int, typer.Option(envvar="OFFRAMP_DEV_SIMULATOR_PORT")] = 8780,
+    webhooks_port: Annotated[int, typer.Option(envvar="OFFRAMP_DEV_WEBHOOKS_PORT")] = 8790,
     task_queue: Annotated[str, typer.Option(envvar="OFFRAMP_TASK_QUEUE")] = DEFAULT_TASK_QUEUE,
 ) -> None:
     """Bring the local stack up and run a batch of sell orders through it: happy paths,
@@ -614,6 +616,7 @@ def demo(
         ui_port=ui_port,
         anvil_port=anvil_port,
         simulator_port=simulator_port,
+        webhooks_port=webhooks_port,
         task_queue=task_queue,
         bump_after_seconds=BUMP_AFTER_SECONDS,
     )

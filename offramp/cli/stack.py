@@ -31,13 +31,15 @@ def dev(
     ui_port: Annotated[int, typer.Option(envvar="OFFRAMP_DEV_UI_PORT")] = 8233,
     anvil_port: Annotated[int, typer.Option(envvar="OFFRAMP_DEV_ANVIL_PORT")] = 8545,
     simulator_port: Annotated[int, typer.Option(envvar="OFFRAMP_DEV_SIMULATOR_PORT")] = 8780,
+    webhooks_port: Annotated[int, typer.Option(envvar="OFFRAMP_DEV_WEBHOOKS_PORT")] = 8790,
     block_time: Annotated[float, typer.Option(help="seconds between anvil blocks")] = 1.0,
     task_queue: Annotated[str, typer.Option(envvar="OFFRAMP_TASK_QUEUE")] = DEFAULT_TASK_QUEUE,
     worker: Annotated[bool, typer.Option(help="run the worker too")] = True,
     simulator: Annotated[bool, typer.Option(help="run the Kado simulator too")] = True,
+    webhooks: Annotated[bool, typer.Option(help="run the webhook receiver too")] = True,
 ) -> None:
-    """Run the local stack (Temporal dev server + Web UI, anvil with the test token, Kado
-    simulator, worker) until Ctrl-C or SIGTERM."""
+    """Run the local stack (Temporal dev server + Web UI, anvil with the test token, webhook
+    receiver, Kado simulator sending it webhooks, worker) until Ctrl-C or SIGTERM."""
     from offramp.devstack.processes import ProcessFailed
     from offramp.devstack.stack import READY_LINE, LocalStack, StackSettings
 
@@ -48,10 +50,12 @@ def dev(
         ui_port=ui_port,
         anvil_port=anvil_port,
         simulator_port=simulator_port,
+        webhooks_port=webhooks_port,
         block_time=block_time,
         task_queue=task_queue,
         with_worker=worker,
         with_simulator=simulator,
+        with_webhooks=webhooks,
     )
     stack = LocalStack(settings)
     try:

@@ -1,6 +1,7 @@
-"""The local stack: Temporal dev server, anvil with the test token, Kado simulator and worker, as
-children of one supervisor. Ctrl-C / SIGTERM stops them all; data under `data_dir` persists, so
-workflows (SQLite) and the chain (anvil state file) survive a restart of the stack."""
+"""The local stack: Temporal dev server, anvil with the test token, webhook receiver, Kado simulator
+(sending its signed webhooks to the receiver) and worker, as children of one supervisor. Ctrl-C /
+SIGTERM stops them all; data under `data_dir` persists, so workflows (SQLite) and the chain (anvil
+state file) survive a restart of the stack."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ from offramp.devstack.processes import ManagedProcess, ProcessFailed
 from offramp.devstack.temporal_server import dev_server_process
 from offramp.devstack.worker_process import wait_worker_ready, worker_process
 from offramp.simulator.process import simulator_process, wait_simulator_ready
+from offramp.webhooks.app import route_path
+from offramp.webhooks.process import dev_secret_file, wait_webhooks_ready, webhooks_process
 
 READY_LINE = "local stack ready"
 
@@ -35,12 +38,15 @@ class StackSettings:
     ui_port: int = 8233
     anvil_port: int = 8545
     simulator_port: int = 8780
+    webhooks_port: int = 8790
     # Interval mining so confirmations advance on an idle chain, as on a real one.
     block_time: float = 1.0
     task_queue: str = DEFAULT_TASK_QUEUE
     confirmations: int = 2
     with_simulator: bool = True
     with_worker: bool = True
+    # The webhook receiver; with the simulator too, the simulator sends it its webhooks.
+    with_webhooks: bool = True
     # Fee-bump a transaction not mined within this (None: the engine's default, 60 s).
     bump_after_seconds: float | None = None
 
@@ -56,6 +62,7 @@ class StackInfo:
     hot_wallet: str
     chains_file: Path
     pids: dict[str, int] = field(default_factory=dict)
+    webhooks_url: str | None = None
 
     def describe(self) -> list[tuple[str, str]]:
         rows = [
@@ -68,6 +75,8 @@ class StackInfo:
         ]
         if self.simulator_url:
             rows.append(("Kado simulator", self.simulator_url))
+        if self.webhooks_url:
+            rows.append(("Webhooks", f"{self.webhooks_url}{route_path('kado')}"))
         return rows
 
     def worker_env(self) -> dict[str, str]:
@@ -135,15 +144,17 @@ class LocalStack:
                 confirmations=s.confirmations,
                 bump_after_seconds=s.bump_after_seconds,
             )
+            webhooks_url = self._start_webhooks() if s.with_webhooks else None
             simulator_url = None
             if s.with_simulator:
+                hooks = self._simulator_webhook_args(webhooks_url)
                 sim = simulator_process(
                     s.simulator_port,
                     self.logs_dir / "simulator.log",
                     rpc_url=rpc_url,
                     token_address=chain.token_address,
                     data_file=s.data_dir / "simulator-orders.json",
-                    extra_args=("--confirmations", str(s.confirmations)),
+                    extra_args=("--confirmations", str(s.confirmations), *hooks),
                 )
                 self._start("simulator", sim)
                 wait_simulator_ready(sim)
@@ -157,6 +168,7 @@ class LocalStack:
                 task_queue=s.task_queue,
                 hot_wallet=HOT_WALLET,
                 chains_file=chains_file,
+                webhooks_url=webhooks_url,
             )
             if s.with_worker:
                 worker = worker_process(info.worker_env(), self.logs_dir / "worker.log")
@@ -171,6 +183,34 @@ class LocalStack:
         except BaseException:
             self.stop()
             raise
+
+    @property
+    def webhook_secret_file(self) -> Path:
+        return self.settings.data_dir / "webhook-secret"
+
+    def _start_webhooks(self) -> str:
+        s = self.settings
+        env = {"TEMPORAL_ADDRESS": f"127.0.0.1:{s.temporal_port}", "TEMPORAL_NAMESPACE": "default"}
+        env.update({name: os.environ[name] for name in _PASSED_THROUGH if os.environ.get(name)})
+        hooks = webhooks_process(
+            s.webhooks_port,
+            self.logs_dir / "webhooks.log",
+            kado_secret_file=dev_secret_file(self.webhook_secret_file),
+            env=env,
+        )
+        self._start("webhooks", hooks)
+        wait_webhooks_ready(hooks)
+        return f"http://127.0.0.1:{s.webhooks_port}"
+
+    def _simulator_webhook_args(self, webhooks_url: str | None) -> tuple[str, ...]:
+        if webhooks_url is None:
+            return ()
+        return (
+            "--webhook-url",
+            f"{webhooks_url}{route_path('kado')}",
+            "--webhook-secret-file",
+            str(self.webhook_secret_file),
+        )
 
     def _start(self, name: str, proc: ManagedProcess) -> None:
         self.processes[name] = proc

@@ -1,16 +1,17 @@
 """Webhooks: `{id, resource, type, data}` POSTed on each order change, signed with HMAC-SHA256.
 
-[ours] The signature is the hex HMAC-SHA256 of the raw body with the shared secret, in the
-`X-Kado-Signature` header (configurable). A webhook is only a hint to poll now.
+[ours] `X-Kado-Timestamp: <unix seconds>` and `X-Kado-Signature: <hex HMAC-SHA256 of
+"<timestamp>." + raw body>` with the shared secret (signature header configurable), the scheme the
+webhook receiver verifies (offramp.webhooks.signatures). Each attempt is signed afresh, with the
+same event id. A webhook is only a hint to poll now.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import logging
+import time
 import uuid
 from typing import Any, Final
 
@@ -18,19 +19,12 @@ import httpx
 from pydantic import SecretStr
 
 from offramp.simulator.jsonx import dumps_exact
+from offramp.webhooks.signatures import KADO_SIGNATURE_HEADER, KADO_TIMESTAMP_HEADER, hmac_hex
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SIGNATURE_HEADER: Final = "X-Kado-Signature"
+DEFAULT_SIGNATURE_HEADER: Final = KADO_SIGNATURE_HEADER
 ATTEMPTS: Final = 3
-
-
-def sign(body: bytes, secret: SecretStr) -> str:
-    return hmac.new(secret.get_secret_value().encode(), body, hashlib.sha256).hexdigest()
-
-
-def verify(body: bytes, signature: str, secret: SecretStr) -> bool:
-    return hmac.compare_digest(sign(body, secret), signature.strip().lower())
 
 
 class WebhookSender:
@@ -64,10 +58,12 @@ class WebhookSender:
         task.add_done_callback(self._tasks.discard)
 
     async def _deliver(self, url: str, body: bytes) -> None:
-        headers = {"Content-Type": "application/json"}
-        if self.secret is not None:
-            headers[self.header] = sign(body, self.secret)
         for attempt in range(1, ATTEMPTS + 1):
+            headers = {"Content-Type": "application/json"}
+            if self.secret is not None:
+                stamp = str(int(time.time()))
+                headers[KADO_TIMESTAMP_HEADER] = stamp
+                headers[self.header] = hmac_hex(self.secret, stamp, body)
             try:
                 response = await self._http.post(url, content=body, headers=headers)
                 if response.status_code < 300:

@@ -79,7 +79,7 @@ def assert_expected_outcomes(output: str) -> None:
 @pytest.mark.stack
 def test_demo_runs_twice_against_the_same_data_dir(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    ports = {name: free_port() for name in ("temporal", "ui", "anvil", "simulator")}
+    ports = {name: free_port() for name in ("temporal", "ui", "anvil", "simulator", "webhooks")}
     plan = {s.name for s in plan_scenarios(ORDERS)}
     assert {"needs_approval", "stuck_tx_fee_bump", "provider_failure", "reject_buy_order"} <= plan
 

@@ -14,6 +14,9 @@ from offramp import search_attributes
 from offramp.config import ENV_PREFIX, EngineSettings
 from offramp.devstack.binaries import PROJECT_ROOT
 from offramp.devstack.chain import HOT_WALLET_KEY, LOCAL_CHAIN_ID, expected_token_address
+from offramp.webhooks.app import route_path
+from offramp.webhooks.config import ENV_PREFIX as WEBHOOKS_PREFIX
+from offramp.webhooks.config import WebhookSettings
 
 COMPOSE = PROJECT_ROOT / "docker-compose.yml"
 SCRIPTS = PROJECT_ROOT / "deploy" / "compose"
@@ -63,6 +66,7 @@ def test_every_service_the_worker_needs_exists(compose: dict[str, Any]) -> None:
         "anvil",
         "chain-setup",
         "kado-simulator",
+        "webhooks",
         "worker",
     ):
         assert name in svc, f"service {name} missing"
@@ -112,6 +116,30 @@ def test_worker_addresses_point_at_services_and_ports(compose: dict[str, Any]) -
     volume = chains_file.split("/")[1]
     for name in ("chain-setup", "worker"):
         assert any(str(v).split(":")[1] == f"/{volume}" for v in svc[name]["volumes"])
+
+
+def test_webhooks_receiver_gets_the_simulators_signed_webhooks(compose: dict[str, Any]) -> None:
+    svc = services(compose)
+    hooks, sim = svc["webhooks"], svc["kado-simulator"]
+    env: dict[str, str] = hooks["environment"]
+    known = {f"{WEBHOOKS_PREFIX}{name.upper()}" for name in WebhookSettings.model_fields}
+    for name in env:
+        assert name in known | TEMPORAL_ENV, f"webhooks sets unknown variable {name}"
+    assert env["TEMPORAL_ADDRESS"] == svc["worker"]["environment"]["TEMPORAL_ADDRESS"]
+    assert env["OFFRAMP_WEBHOOKS_HOST"] == "0.0.0.0"
+    port = env["OFFRAMP_WEBHOOKS_PORT"]
+    assert published_port(hooks, int(port))
+    assert f"localhost:{port}/health" in " ".join(hooks["healthcheck"]["test"])
+    url = urlparse(command_option(sim, "--webhook-url"))
+    assert (url.hostname, str(url.port), url.path) == ("webhooks", port, route_path("kado"))
+    # One secret, mounted in both, read from the same file: never in an environment value.
+    secret_file = env["OFFRAMP_WEBHOOKS_KADO_SECRET_FILE"]
+    assert command_option(sim, "--webhook-secret-file") == secret_file
+    name = Path(secret_file).name
+    assert name in hooks["secrets"] and name in sim["secrets"]
+    assert (PROJECT_ROOT / compose["secrets"][name]["file"]).is_file()
+    assert "OFFRAMP_WEBHOOKS_KADO_SECRET" not in env
+    assert sim["depends_on"]["webhooks"]["condition"] == "service_healthy"
 
 
 def test_chain_matches_the_local_chain(compose: dict[str, Any]) -> None:

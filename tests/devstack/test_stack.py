@@ -20,6 +20,7 @@ from offramp.converter import DATA_CONVERTER
 from offramp.devstack.chain import HOT_WALLET, expected_token_address, token_contract, web3_for
 from offramp.devstack.processes import ManagedProcess, free_port
 from offramp.devstack.stack import READY_LINE
+from offramp.simulator.admin import SimulatorAdmin
 
 pytestmark = pytest.mark.stack
 
@@ -50,7 +51,9 @@ def processes_mentioning(text: str) -> list[int]:
 class Stack:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self.ports = {name: free_port() for name in ("temporal", "ui", "anvil", "simulator")}
+        self.ports = {
+            name: free_port() for name in ("temporal", "ui", "anvil", "simulator", "webhooks")
+        }
         self.proc: ManagedProcess | None = None
 
     def start(self) -> dict[str, int]:
@@ -90,16 +93,33 @@ async def wait_listed(client: Client, workflow_id: str) -> bool:
         return False
 
 
+async def webhooks_reach_the_receiver(stack: Stack) -> None:
+    """The simulator signs its webhooks with the secret the receiver verifies: a new order's
+    `order.created` is accepted (no workflow follows it: nothing is woken)."""
+    async with SimulatorAdmin(f"http://127.0.0.1:{stack.ports['simulator']}") as admin:
+        await admin.create_order()
+    health_url = f"http://127.0.0.1:{stack.ports['webhooks']}/health"
+    async with httpx.AsyncClient(timeout=10) as http, asyncio.timeout(60):
+        while True:
+            health = (await http.get(health_url)).json()
+            if health["wakes"]["unknown"] >= 1:
+                break
+            await asyncio.sleep(0.2)
+    assert health["requests"].get("kado accepted", 0) >= 1
+    assert "kado unauthenticated" not in health["requests"]
+
+
 async def test_stack_up_down_and_restart(tmp_path: Path) -> None:
     stack = Stack(tmp_path / "data")
     try:
         pids = stack.start()
-        assert set(pids) == {"temporal", "anvil", "simulator", "worker"}
+        assert set(pids) == {"temporal", "anvil", "webhooks", "simulator", "worker"}
         assert all(alive(pid) for pid in pids.values())
 
         async with httpx.AsyncClient(timeout=10) as http:
             ui = await http.get(f"http://127.0.0.1:{stack.ports['ui']}/")
         assert ui.status_code == 200
+        await webhooks_reach_the_receiver(stack)
 
         w3 = web3_for(f"http://127.0.0.1:{stack.ports['anvil']}")
         token = token_contract(w3, expected_token_address())
