@@ -91,7 +91,9 @@ async def run_worker(
                 await extras.enter_async_context(serve_worker_health(health_at, client, worker))
             if runtime is not None:
                 meter = runtime.metric_meter
-                extras.enter_context(run_attention_gauge(client, meter, gauge_interval))
+                extras.enter_context(
+                    run_attention_gauge(client, meter, settings.task_queue, gauge_interval)
+                )
             log.info(
                 "%s: task queue %s, role %s%s%s",
                 READY_MESSAGE,
