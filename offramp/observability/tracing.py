@@ -17,16 +17,16 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
 
-from opentelemetry import trace
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from temporalio.client import Interceptor
 
 from offramp.config import ENV_PREFIX, ConfigError
+
+if TYPE_CHECKING:  # the SDK is imported only when tracing is on (it is slow to import)
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 TRACING_VAR = f"{ENV_PREFIX}TRACING"
 TracingMode = Literal["off", "otlp"]
@@ -60,13 +60,20 @@ def configure_tracing(
     with _lock:
         if _provider is not None:
             return _provider
+        from opentelemetry import trace
+        from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        from offramp.observability.span_redaction import RedactingExporter
+
         if exporter is None:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
             exporter = OTLPSpanExporter()  # reads the standard OTEL_EXPORTER_OTLP_* variables
         name = env.get("OTEL_SERVICE_NAME") or service_name
         provider = TracerProvider(resource=Resource.create({SERVICE_NAME: name}))
-        provider.add_span_processor(BatchSpanProcessor(_RedactingExporter(exporter)))
+        provider.add_span_processor(BatchSpanProcessor(RedactingExporter(exporter)))
         trace.set_tracer_provider(provider)
         _instrument_http()
         _provider = provider
@@ -106,39 +113,3 @@ def _instrument_http() -> None:
 
     HTTPXClientInstrumentor().instrument()
     AioHttpClientInstrumentor().instrument(url_filter=_rpc_url)
-
-
-class _RedactingExporter(SpanExporter):
-    """Passes spans on with every configured secret removed from the string attributes of the
-    spans and their events (a recorded exception's message): a second line of defence, as for
-    log lines. The spans are finished (read-only by API), so their attribute maps are replaced."""
-
-    def __init__(self, inner: SpanExporter) -> None:
-        self._inner = inner
-
-    def export(self, spans: Sequence[Any]) -> Any:
-        for span in spans:
-            _redact_attributes(span)
-            for event in getattr(span, "_events", None) or ():
-                _redact_attributes(event)
-        return self._inner.export(spans)
-
-    def shutdown(self) -> None:
-        self._inner.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self._inner.force_flush(timeout_millis)
-
-
-def _redact_attributes(holder: Any) -> None:
-    from offramp.logs import REDACTOR
-
-    attributes = getattr(holder, "_attributes", None)
-    if not attributes:
-        return
-    clean = {
-        key: REDACTOR.redact(value) if isinstance(value, str) else value
-        for key, value in attributes.items()
-    }
-    if clean != dict(attributes):
-        holder._attributes = clean

@@ -16,8 +16,8 @@ from offramp.logs import REDACTED, REDACTOR
 from offramp.observability import order_metrics
 from offramp.observability.attention_gauge import attention_gauge_interval, attention_query
 from offramp.observability.health import health_address
+from offramp.observability.span_redaction import RedactingExporter
 from offramp.observability.tracing import (
-    _RedactingExporter,
     _rpc_url,
     configure_tracing,
     tracing_interceptors,
@@ -58,7 +58,7 @@ def test_exported_spans_carry_no_configured_secret() -> None:
     REDACTOR.add([secret])
     memory = InMemorySpanExporter()
     provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(_RedactingExporter(memory)))
+    provider.add_span_processor(SimpleSpanProcessor(RedactingExporter(memory)))
     with provider.get_tracer("t").start_as_current_span("RunActivity:x") as span:
         span.set_attribute("note", f"signing with {secret}")
         span.set_attribute("attempt", 2)
