@@ -32,6 +32,7 @@ tests/kado/workflows.py `WaitThenWakeWorkflow`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -110,11 +111,16 @@ class KadoActivities:
     async def _get_order(self, order_id: str, call: str) -> KadoOrder:
         """The provider call, counted by outcome (`ok` or the error's stable type) and timed."""
         started = time.monotonic()
-        outcome = "ok"
+        outcome = "error"  # an unexpected exception (a bug)
         try:
-            return await self._client.get_order(order_id)
+            order = await self._client.get_order(order_id)
+            outcome = "ok"
+            return order
         except KadoError as exc:
             outcome = exc.error_type
+            raise
+        except asyncio.CancelledError:
+            outcome = "cancelled"  # the workflow cancelled the wait (poll_now)
             raise
         finally:
             elapsed = timedelta(seconds=time.monotonic() - started)
