@@ -60,6 +60,7 @@ from offramp.chain.rpc import (
 )
 from offramp.chain.signer import SignedTx
 from offramp.config import AssetConfig, ChainConfig
+from offramp.observability import order_metrics
 
 log = logging.getLogger("offramp.activities.chain")
 
@@ -760,6 +761,7 @@ class ChainActivities:
         answers = await client.provider.fan_out(
             "eth_sendRawTransaction", [HexBytes(signed.raw_transaction).to_0x_hex()]
         )
+        order_metrics.payment_rebroadcast(inp.chain)
         log.info(
             "re-sent %s nonce %s: %s",
             signed.tx_hash,

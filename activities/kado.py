@@ -32,7 +32,9 @@ tests/kado/workflows.py `WaitThenWakeWorkflow`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Final
@@ -56,6 +58,7 @@ from offramp.kado.models import (
     KadoOrder,
     WaitForOrderChangeInput,
 )
+from offramp.observability import order_metrics
 
 log = logging.getLogger(__name__)
 
@@ -105,12 +108,30 @@ class KadoActivities:
     def all(self) -> list[Callable[..., Any]]:
         return [self.fetch_order, self.wait_for_order_change]
 
+    async def _get_order(self, order_id: str, call: str) -> KadoOrder:
+        """The provider call, counted by outcome (`ok` or the error's stable type) and timed."""
+        started = time.monotonic()
+        outcome = "error"  # an unexpected exception (a bug)
+        try:
+            order = await self._client.get_order(order_id)
+            outcome = "ok"
+            return order
+        except KadoError as exc:
+            outcome = exc.error_type
+            raise
+        except asyncio.CancelledError:
+            outcome = "cancelled"  # the workflow cancelled the wait (poll_now)
+            raise
+        finally:
+            elapsed = timedelta(seconds=time.monotonic() - started)
+            order_metrics.provider_call(order_metrics.KADO, call, outcome, elapsed)
+
     @activity.defn(name=FETCH_ORDER_ACTIVITY)
     async def fetch_order(self, input: FetchOrderInput) -> KadoOrder:
         """The order as the provider reports it now. Retry it with the workflow's retry policy:
         transient errors are retryable (after Retry-After), the rest are not."""
         try:
-            return await self._client.get_order(input.order_id)
+            return await self._get_order(input.order_id, "fetch_order")
         except KadoError as exc:
             raise to_application_error(exc) from None
 
@@ -121,7 +142,7 @@ class KadoActivities:
         attempt = activity.info().attempt
         delay = input.delay_seconds(attempt)
         try:
-            order = await self._client.get_order(input.order_id)
+            order = await self._get_order(input.order_id, "poll_order")
         except KadoMalformedResponse as exc:
             if not input.retry_malformed:
                 raise to_application_error(exc) from None

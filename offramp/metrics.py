@@ -1,4 +1,4 @@
-"""The SDK runtime's Prometheus metrics (README "Metrics"): `OFFRAMP_METRICS_ADDRESS=host:port`.
+"""The SDK runtime's Prometheus metrics (README "Observability"): `OFFRAMP_METRICS_ADDRESS`.
 
 The Temporal core serves `/metrics` on that address itself (worker pollers, task slots and
 latencies, activity and workflow task outcomes, sticky cache, RPC calls), so the worker needs no
@@ -14,23 +14,28 @@ from collections.abc import Mapping
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from offramp.config import ENV_PREFIX, ConfigError
+from offramp.observability.order_metrics import HISTOGRAM_BUCKETS
 
 METRICS_ADDRESS_VAR = f"{ENV_PREFIX}METRICS_ADDRESS"
 _HOST_PORT = re.compile(r"^(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(?P<port>\d{1,5})$")
 
 
-def metrics_address(env: Mapping[str, str] | None = None) -> str | None:
+def host_port(variable: str, example: str, env: Mapping[str, str] | None = None) -> str | None:
+    """The `host:port` in `variable` (None when unset); ConfigError naming it when malformed."""
     env = os.environ if env is None else env
-    address = env.get(METRICS_ADDRESS_VAR, "").strip()
+    address = env.get(variable, "").strip()
     if not address:
         return None
     match = _HOST_PORT.match(address)
     if match is None or not 0 < int(match["port"]) < 65536:
         raise ConfigError(
-            f"invalid configuration: {METRICS_ADDRESS_VAR}: {address!r} is not host:port "
-            "(e.g. 0.0.0.0:9464)"
+            f"invalid configuration: {variable}: {address!r} is not host:port (e.g. {example})"
         )
     return address
+
+
+def metrics_address(env: Mapping[str, str] | None = None) -> str | None:
+    return host_port(METRICS_ADDRESS_VAR, "0.0.0.0:9464", env)
 
 
 def metrics_runtime(address: str) -> Runtime:
@@ -38,7 +43,11 @@ def metrics_runtime(address: str) -> Runtime:
     try:
         return Runtime(
             telemetry=TelemetryConfig(
-                metrics=PrometheusConfig(bind_address=address, durations_as_seconds=True),
+                metrics=PrometheusConfig(
+                    bind_address=address,
+                    durations_as_seconds=True,
+                    histogram_bucket_overrides=HISTOGRAM_BUCKETS,
+                ),
                 global_tags={"service": "offramp-worker"},
             )
         )

@@ -1,5 +1,7 @@
 """Connecting to Temporal the way Temporal's own tools do (envconfig), with our data converter
-(encrypting when `OFFRAMP_CODEC_KEYS` is set: offramp.converter)."""
+(encrypting when `OFFRAMP_CODEC_KEYS` is set: offramp.converter) and, when `OFFRAMP_TRACING` is
+on, the tracing interceptor (offramp.observability.tracing; workers built on the client get it
+too)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from temporalio.client import Client
 from temporalio.envconfig import ClientConfig
 
 from offramp.converter import data_converter
+from offramp.observability.tracing import tracing_interceptors
 
 
 def connect_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -24,6 +27,7 @@ def connect_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
 async def connect(env: Mapping[str, str] | None = None, **overrides: Any) -> Client:
     config = connect_config(env)
     config.setdefault("data_converter", data_converter(env))
+    config.setdefault("interceptors", tracing_interceptors(env))
     config.update(overrides)
     target = config.pop("target_host")
     return await Client.connect(target, **config)

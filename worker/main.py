@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 from collections.abc import Mapping
+from contextlib import AsyncExitStack
 from datetime import timedelta
 
 from temporalio.client import Client
@@ -16,6 +17,9 @@ from temporalio.worker import Worker
 from offramp.config import ConfigError, EngineSettings, load_settings
 from offramp.logs import configure_logging, redact_settings_secrets
 from offramp.metrics import metrics_address, metrics_runtime
+from offramp.observability.attention_gauge import attention_gauge_interval, run_attention_gauge
+from offramp.observability.health import HEALTH_PATH, health_address, serve_worker_health
+from offramp.observability.tracing import configure_tracing, shutdown_tracing
 from offramp.temporal_client import connect
 from worker import registry, roles
 from worker.resources import WorkerResources
@@ -68,28 +72,41 @@ async def run_worker(
     temporal_env: Mapping[str, str] | None = None,
 ) -> None:
     address = metrics_address(temporal_env)
-    runtime = {"runtime": metrics_runtime(address)} if address else {}
+    runtime = metrics_runtime(address) if address else None
+    health_at = health_address(temporal_env)
+    gauge_interval = attention_gauge_interval(temporal_env)
+    # Before any HTTP client exists: the instrumentation hooks into clients created after it.
+    configure_tracing("offramp-worker", temporal_env)
     resources = await create_resources(settings)
     try:
         try:
-            client = await connect(temporal_env, **runtime)
+            client = await connect(temporal_env, **({"runtime": runtime} if runtime else {}))
         except RuntimeError as exc:
             raise ConfigError(
                 f"cannot connect to Temporal (TEMPORAL_ADDRESS etc.): {exc}"
             ) from None
         worker = build_worker(client, settings, resources)
-        async with worker:
+        async with worker, AsyncExitStack() as extras:
+            if health_at:
+                await extras.enter_async_context(serve_worker_health(health_at, client, worker))
+            if runtime is not None:
+                meter = runtime.metric_meter
+                extras.enter_context(
+                    run_attention_gauge(client, meter, settings.task_queue, gauge_interval)
+                )
             log.info(
-                "%s: task queue %s, role %s%s",
+                "%s: task queue %s, role %s%s%s",
                 READY_MESSAGE,
                 settings.task_queue,
                 settings.worker_role,
                 f", metrics on http://{address}/metrics" if address else "",
+                f", health on http://{health_at}{HEALTH_PATH}" if health_at else "",
             )
             await stop.wait()
             log.info("stopping: finishing in-flight tasks")
     finally:
         await resources.aclose()
+        shutdown_tracing()
 
 
 async def _main() -> int:

@@ -77,6 +77,7 @@ with workflow.unsafe.imports_passed_through():
         TxFields,
         TxTemplate,
     )
+    from offramp.observability import order_metrics
 
 _PREFLIGHT_TIMEOUT = timedelta(seconds=60)
 _RPC_RETRY = RetryPolicy(
@@ -193,6 +194,7 @@ class _Sender:
                     non_retryable=True,
                 )
             known.broadcasts += 1
+            order_metrics.payment_rebroadcast(self.chain)
             known.last_result = result.kind.value
             self.event(f"re-broadcast {result.tx_hash}: {result.kind.value}")
         else:
@@ -242,6 +244,7 @@ class _Sender:
                 f"{old.nonce} further, still waiting for one of its transactions"
             )
             return None
+        order_metrics.payment_fee_bump(self.chain)
         return old.model_copy(
             update={
                 "max_fee_per_gas": new.max_fee_per_gas,
@@ -429,6 +432,7 @@ class PaymentWorkflow:
         )
         self.state.outcome = outcome
         self.state.stage = PaymentStage.DONE
+        order_metrics.payment_finished(request.chain, request.asset, status.value)
         return outcome
 
     @workflow.run

@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
         TransferStatus,
         WaitForOrderChangeInput,
     )
+    from offramp.observability import order_metrics
     from offramp.orders.checks import already_funded_rejection, identity_rejection
     from offramp.orders.models import (
         CHECK_SELL_ORDER_ACTIVITY,
@@ -268,6 +269,7 @@ class SellOrderWorkflow:
 
     @workflow.run
     async def run(self, input: Any) -> SellOrderResult:
+        order_metrics.order_received(order_metrics.KADO)
         if self._input_error is not None:
             raise ApplicationError(
                 f"invalid input: {self._input_error}",
@@ -826,6 +828,7 @@ class SellOrderWorkflow:
         self._state.needs_attention = True
         self._state.attention_reason = reason
         self._upsert(sa.NEEDS_ATTENTION.value_set(True))
+        order_metrics.order_attention(order_metrics.KADO)
         self._note(f"needs attention: {reason}")
 
     def _note(self, note: str) -> None:
@@ -841,6 +844,9 @@ class SellOrderWorkflow:
             self._state.reason = note
         self._state.timeline.append(TimelineEntry(at=workflow.now(), stage=stage, note=note))
         self._upsert(sa.STAGE.value_set(stage.value), *also)
+        order_metrics.order_stage(
+            order_metrics.KADO, stage.value, terminal=stage.is_terminal, started_at=self._started_at
+        )
         self._publish_details()
 
     def _upsert(self, *updates: Any) -> None:

@@ -53,6 +53,7 @@ class RpcNode:
     url: str = field(repr=False)
     failed_until: float = 0.0
     chain_id: int | None = None  # as the node reported it (checked before first use)
+    failing: bool = False  # failed last time it was asked: its next failures log at DEBUG
 
     def healthy(self, now: float) -> bool:
         return now >= self.failed_until
@@ -119,7 +120,11 @@ class FailoverProvider(AsyncJSONBaseProvider):
 
     def _fail(self, node: RpcNode, why: str) -> _NodeFailed:
         node.failed_until = time.monotonic() + self.cooldown
-        log.warning("%s failed: %s", node.label, why)
+        # One warning when a node starts failing, not one per request while it is down (the
+        # activity attempt that gives up logs its own line).
+        level = logging.DEBUG if node.failing else logging.WARNING
+        log.log(level, "%s failed: %s", node.label, why)
+        node.failing = True
         return _NodeFailed(why)
 
     async def _post(self, node: RpcNode, body: bytes) -> RPCResponse:
@@ -136,6 +141,9 @@ class FailoverProvider(AsyncJSONBaseProvider):
         if _rate_limited(response):
             raise self._fail(node, "rate limited")
         node.failed_until = 0.0
+        if node.failing:
+            node.failing = False
+            log.info("%s answers again", node.label)
         return response
 
     async def _check_chain(self, node: RpcNode) -> None:

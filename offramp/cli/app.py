@@ -19,6 +19,7 @@ from temporalio.client import (
 from temporalio.service import RPCError
 
 from offramp.config import ConfigError
+from offramp.observability.tracing import shutdown_tracing
 
 T = TypeVar("T")
 
@@ -35,6 +36,7 @@ class _OneLineErrors(typer.Typer):
         # while it finalizes ("PyGILState_Release: thread state ... must be current", SIGABRT,
         # temporalio/sdk-python#300), turning a finished command's exit code into 134. The
         # command is done and its own `finally` blocks have run: leave without finalizing.
+        shutdown_tracing()  # flush spans (OFFRAMP_TRACING): os._exit runs no atexit hook
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(OSError, ValueError):
                 stream.flush()

@@ -162,3 +162,34 @@ def test_read_wallet_nonces_input_decodes_old_and_new_payloads() -> None:
     new = WalletNoncesInput(chain="anvil", address=HOT_WALLET)
     assert converter.from_payloads(converter.to_payloads(["anvil"]), hint) == ["anvil"]
     assert converter.from_payloads(converter.to_payloads([new]), hint) == [new]
+
+
+async def test_a_node_that_stays_down_warns_once_then_logs_at_debug_until_it_answers(
+    nodes: ExitStack, local_chain: LocalChain, caplog: pytest.LogCaptureFixture
+) -> None:
+    flaky = nodes.enter_context(rpc_node(local_chain.rpc_url, "500"))
+    good = nodes.enter_context(rpc_node(local_chain.rpc_url))
+    p = provider([flaky.url, good.url], cooldown=0.0)  # no cooldown: rpc #1 is asked first
+    w3 = AsyncWeb3(p)
+
+    def lines(level: int) -> list[str]:
+        return [
+            r.getMessage()
+            for r in caplog.records
+            if r.name == "offramp.chain.failover" and r.levelno == level
+        ]
+
+    try:
+        with caplog.at_level(logging.DEBUG, logger="offramp.chain.failover"):
+            for _ in range(5):
+                assert await w3.eth.block_number >= 0
+            assert lines(logging.WARNING) == ["rpc #1 failed: HTTP 500"]
+            assert lines(logging.DEBUG) == ["rpc #1 failed: HTTP 500"] * 4
+            flaky.mode = "forward"
+            await w3.eth.block_number
+            assert lines(logging.INFO) == ["rpc #1 answers again"]
+            flaky.mode = "500"  # down again: a new warning
+            await w3.eth.block_number
+            assert lines(logging.WARNING) == ["rpc #1 failed: HTTP 500"] * 2
+    finally:
+        await p.disconnect()

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -14,6 +18,11 @@ from offramp import search_attributes
 from offramp.config import ENV_PREFIX, EngineSettings
 from offramp.devstack.binaries import PROJECT_ROOT
 from offramp.devstack.chain import HOT_WALLET_KEY, LOCAL_CHAIN_ID, expected_token_address
+from offramp.logs import LOG_FORMAT_VAR, LOG_LEVEL_VAR
+from offramp.metrics import METRICS_ADDRESS_VAR
+from offramp.observability.attention_gauge import GAUGE_INTERVAL_VAR
+from offramp.observability.health import HEALTH_ADDRESS_VAR, HEALTH_PATH
+from offramp.observability.tracing import TRACING_VAR
 from offramp.webhooks.app import route_path
 from offramp.webhooks.config import ENV_PREFIX as WEBHOOKS_PREFIX
 from offramp.webhooks.config import WebhookSettings
@@ -32,6 +41,15 @@ TEMPORAL_ENV = {
     "TEMPORAL_TLS_SERVER_NAME",
     "TEMPORAL_PROFILE",
     "TEMPORAL_CONFIG_FILE",
+}
+# Process settings read outside EngineSettings (logs, metrics, health, tracing).
+PROCESS_ENV = {
+    LOG_LEVEL_VAR,
+    LOG_FORMAT_VAR,
+    METRICS_ADDRESS_VAR,
+    GAUGE_INTERVAL_VAR,
+    HEALTH_ADDRESS_VAR,
+    TRACING_VAR,
 }
 
 
@@ -98,7 +116,8 @@ def test_worker_environment_matches_the_configuration_model(compose: dict[str, A
     env: dict[str, str] = services(compose)["worker"]["environment"]
     settings_vars = {f"{ENV_PREFIX}{name.upper()}" for name in EngineSettings.model_fields}
     for name in env:
-        assert name in settings_vars | TEMPORAL_ENV, f"worker sets unknown variable {name}"
+        known = settings_vars | TEMPORAL_ENV | PROCESS_ENV
+        assert name in known or name.startswith("OTEL_"), f"worker sets unknown variable {name}"
     assert env["OFFRAMP_TASK_QUEUE"] == EngineSettings.model_fields["task_queue"].default
 
 
@@ -172,3 +191,43 @@ def test_scripts_and_dockerfile_exist(compose: dict[str, Any]) -> None:
     dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
     assert 'CMD ["python", "-m", "worker"]' in dockerfile
     assert "constraints.txt" in dockerfile
+
+
+def _answering(status: int) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(status if self.path == HEALTH_PATH else 404)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_worker_healthcheck_asks_the_health_endpoint(compose: dict[str, Any]) -> None:
+    """The healthcheck's own command, pointed at a stand-in endpoint: healthy on 200, unhealthy
+    on the 503 the worker answers when it cannot reach Temporal or does not poll."""
+    worker = services(compose)["worker"]
+    health_port = worker["environment"]["OFFRAMP_HEALTH_ADDRESS"].rsplit(":", 1)[1]
+    assert str(health_port) in [str(p) for p in worker["expose"]]
+    test = worker["healthcheck"]["test"]
+    assert test[:3] == ["CMD", "python", "-c"]
+    url = f"http://127.0.0.1:{health_port}{HEALTH_PATH}"
+    assert url in test[3]
+    for status, healthy in ((200, True), (503, False)):
+        server = _answering(status)
+        try:
+            here = f"http://127.0.0.1:{server.server_address[1]}{HEALTH_PATH}"
+            done = subprocess.run(
+                [sys.executable, "-c", test[3].replace(url, here)],
+                capture_output=True,
+                timeout=30,
+                check=False,
+            )
+        finally:
+            server.shutdown()
+            server.server_close()
+        assert (done.returncode == 0) is healthy, (status, done.stderr)
