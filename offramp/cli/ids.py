@@ -32,7 +32,7 @@ def order_ref(text: str) -> OrderRef:
         raise typer.BadParameter(
             f"{text!r} is not an order id or a {WORKFLOW_ID_PREFIX}<order id> workflow id "
             "(1-128 letters, digits or _ . : -, starting with a letter or digit)",
-            param_hint="order id",
+            param_hint="order_id",
         )
     return OrderRef(order_id=order_id, workflow_id=workflow_id_for(order_id))
 
