@@ -550,7 +550,7 @@ async def run_demo(
     return orders
 
 
-def report(orders: list[DemoOrder], info: StackInfo, began: float) -> str | None:
+def report(orders: list[DemoOrder], began: float) -> str | None:
     """Print the summary; return the verdict (None: every order ended as expected)."""
     console.print(summary_table(orders, console.width))
     error = verdict(orders)
@@ -638,9 +638,13 @@ def demo(
             highlight=False,
         )
         # While the stack is up, so the orders can be watched as they run.
-        console.print(f"Web UI (while the demo runs): {orders_view_url(info)}", highlight=False)
+        console.print(
+            f"Web UI (while the demo runs): {orders_view_url(info)}",
+            highlight=False,
+            soft_wrap=True,
+        )
         results = asyncio.run(run_demo(stack, info, orders, timeout))
-        error = report(results, info, began)
+        error = report(results, began)
         summarized = True
         if keep_running:
             console.print(
