@@ -212,7 +212,9 @@ def _record_lines(view: StatusView) -> list[str]:
             lines.append(f"confirmed    {result.confirmed_tx_hash} in block {result.block_number}")
     if view.failure:
         lines.append(f"failure      {view.failure}")
-    shown = ", ".join(f"{key}={value}" for key, value in sorted(attrs.items()))
+    # The engine's own attributes; Temporal's (BuildIds, TemporalChangeVersion) are in --json.
+    ours = {key.name for key in sa.ALL}
+    shown = ", ".join(f"{k}={v}" for k, v in sorted(attrs.items()) if k in ours)
     lines.append(f"attributes   {shown or '-'}")
     for activity in view.pending_activities:
         lines.append(f"pending      {activity}")

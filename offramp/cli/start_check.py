@@ -31,8 +31,9 @@ async def started_input(client: Client, handle: WorkflowHandle[Any, Any]) -> Sel
 
 
 def differing_fields(existing: SellOrderInput | None, request: SellOrderInput) -> list[str]:
+    """The compared fields that differ; every one when the recorded input is not a valid one."""
     if existing is None:
-        return list(COMPARED_FIELDS[1:])
+        return ["input (the recorded one is not a valid sell order input)"]
     return [
         name
         for name in COMPARED_FIELDS

@@ -69,6 +69,7 @@ async def test_status_of_a_closed_order_with_no_worker_comes_from_the_record(
     assert "stage        PROVIDER_FAILED   ** NEEDS ATTENTION" in text.out
     assert result.confirmed_tx_hash and f"confirmed    {result.confirmed_tx_hash}" in text.out
     assert "Stage=PROVIDER_FAILED" in text.out
+    assert "TemporalChangeVersion" not in text.out  # Temporal's own attributes: --json only
     view = parsed(as_json)
     assert view["source"] == "server record" and view["state"] is None
     assert view["status"] == "COMPLETED"
