@@ -18,6 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from offramp.chain.models import hot_wallet_workflow_id
 from offramp.cli.views import VIEWS
+from offramp.devstack import binaries
 from offramp.orders.models import (
     SellOrderResult,
     SellOrderState,
@@ -27,7 +28,7 @@ from offramp.orders.models import (
 from offramp.orders.render import list_query
 from offramp.orders.replay import load_history, replay
 from offramp.simulator.admin import SimulatorAdmin
-from tests.cli.conftest import Cli
+from tests.cli.conftest import CLI_TIMEOUT_SECONDS, Cli, base_env, run_command
 from tests.cli.test_commands import HISTORIES, wait_listed, wait_stage
 from tests.e2e.support import (
     SellChain,
@@ -188,6 +189,14 @@ async def update_payloads_are_validated(client: Client, workflow_id: str) -> Non
             message = str(getattr(refused.value.cause, "message", refused.value.cause))
             assert message.startswith(f"{update}: operator is required (payload {{"), message
             assert '"operator": "<who decides>"' in message
+    # The same through the `temporal` CLI, which sends JSON as the Web UI does.
+    temporal = [str(binaries.temporal_cli()), "workflow", "update", "execute"]
+    target = ["--address", client.service_client.config.target_host, "--namespace", "default"]
+    for extra in ([], ["--input", "{}"], ["--input", '{"note": "x"}']):
+        argv = [*temporal, *target, "--workflow-id", workflow_id, "--name", "approve", *extra]
+        refused_json = await run_command(argv, base_env(), CLI_TIMEOUT_SECONDS)
+        assert refused_json.code != 0, refused_json
+        assert "approve: operator is required" in refused_json.out + refused_json.err, extra
     state = await handle.query("state", result_type=SellOrderState)
     assert state.stage is Stage.AWAITING_APPROVAL and state.approved_by is None
 
