@@ -75,6 +75,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from offramp.validation import describe as describe_validation_error
 
+from workflows.operator_input import PAYLOAD_DOC, operator_decision
+
 T = TypeVar("T")
 
 PAYMENT_WORKFLOW: Final = "Payment"  # workflows/payment.py
@@ -221,33 +223,41 @@ class SellOrderWorkflow:
         )
         return [sa.NEEDS_ATTENTION.value_set(False)]
 
-    @workflow.update(description="Approve an order waiting for review (above the threshold).")
-    def approve(self, decision: Decision) -> str:
-        self._decision = (True, decision)
+    @workflow.update(
+        description="Approve an order waiting for review (above the threshold). " + PAYLOAD_DOC
+    )
+    def approve(self, payload: Any = None) -> str:
+        self._decision = (True, decision := operator_decision("approve", payload))
         return f"approved by {decision.operator}"
 
     @approve.validator
-    def _validate_approve(self, decision: Decision) -> None:
+    def _validate_approve(self, payload: Any = None) -> None:
+        operator_decision("approve", payload)
         self._require_awaiting_approval("approve")
 
-    @workflow.update(description="Reject an order waiting for review; nothing is sent.")
-    def reject(self, decision: Decision) -> str:
-        self._decision = (False, decision)
+    @workflow.update(
+        description="Reject an order waiting for review; nothing is sent. " + PAYLOAD_DOC
+    )
+    def reject(self, payload: Any = None) -> str:
+        self._decision = (False, decision := operator_decision("reject", payload))
         return f"rejected by {decision.operator}"
 
     @reject.validator
-    def _validate_reject(self, decision: Decision) -> None:
+    def _validate_reject(self, payload: Any = None) -> None:
+        operator_decision("reject", payload)
         self._require_awaiting_approval("reject")
 
     @workflow.update(
-        description="Cancel the order. Refused once a transaction may exist (from FUNDING on)."
+        description="Cancel the order. Refused once a transaction may exist (from FUNDING on). "
+        + PAYLOAD_DOC
     )
-    def cancel(self, decision: Decision) -> str:
-        self._cancel = decision
+    def cancel(self, payload: Any = None) -> str:
+        self._cancel = decision = operator_decision("cancel", payload)
         return f"cancel accepted from {decision.operator}"
 
     @cancel.validator
-    def _validate_cancel(self, decision: Decision) -> None:
+    def _validate_cancel(self, payload: Any = None) -> None:
+        operator_decision("cancel", payload)
         stage = self._state.stage
         if stage in PAYMENT_STAGES:
             raise ValueError(

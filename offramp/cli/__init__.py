@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import sys
 
-from offramp.cli import bench, codec, demo, orders, sim, stack, wallet, webhooks
+from offramp.cli import bench, codec, demo, orders, sim, stack, views, wallet, webhooks
 from offramp.cli.app import app
 from offramp.config import ConfigError
 from offramp.logs import configure_logging, log_settings
 
-__all__ = ["app", "bench", "codec", "demo", "main", "orders", "sim", "stack", "wallet", "webhooks"]
+__all__ = [
+    "app",
+    "bench",
+    "codec",
+    "demo",
+    "main",
+    "orders",
+    "sim",
+    "stack",
+    "views",
+    "wallet",
+    "webhooks",
+]
 
 
 def main() -> None:

@@ -37,6 +37,7 @@ from temporalio.client import (
 from temporalio.service import RPCError
 
 from offramp.cli.app import app, console, fail
+from offramp.cli.views import VIEWS, view_url
 from offramp.config import DEFAULT_TASK_QUEUE
 from offramp.converter import data_converter
 from offramp.devstack.processes import ProcessFailed, port_open
@@ -549,7 +550,7 @@ async def run_demo(
     return orders
 
 
-def report(orders: list[DemoOrder], info: StackInfo, began: float) -> str | None:
+def report(orders: list[DemoOrder], began: float) -> str | None:
     """Print the summary; return the verdict (None: every order ended as expected)."""
     console.print(summary_table(orders, console.width))
     error = verdict(orders)
@@ -559,8 +560,12 @@ def report(orders: list[DemoOrder], info: StackInfo, began: float) -> str | None
             f"({time.monotonic() - began:.0f} s in all)",
             highlight=False,
         )
-    console.print(f"Web UI: {info.web_ui_url}/namespaces/default/workflows", highlight=False)
     return error
+
+
+def orders_view_url(info: StackInfo) -> str:
+    """The Web UI's list of sell orders only (`offramp views` has the other saved views)."""
+    return view_url(info.web_ui_url, "default", VIEWS[0])
 
 
 def _process_failure(exc: ProcessFailed) -> str:
@@ -635,12 +640,23 @@ def demo(
             f" chain {info.rpc_url}, simulator {info.simulator_url}; logs in {stack.logs_dir})",
             highlight=False,
         )
+        # While the stack is up, so the orders can be watched as they run.
+        console.print(
+            f"Web UI (while the demo runs): {orders_view_url(info)}",
+            highlight=False,
+            soft_wrap=True,
+        )
         results = asyncio.run(run_demo(stack, info, orders, timeout))
-        error = report(results, info, began)
+        error = report(results, began)
         summarized = True
         if keep_running:
-            console.print("the stack keeps running: press Ctrl-C to stop", highlight=False)
+            console.print(
+                f"the stack keeps running (Web UI: {orders_view_url(info)}): press Ctrl-C to stop",
+                highlight=False,
+            )
             stack.supervise()
+        else:
+            console.print("stopping the stack (--keep-running keeps it and the Web UI up)")
     except KeyboardInterrupt:
         # After the summary, Ctrl-C is how --keep-running ends: the verdict stands.
         console.print("stopping the stack")

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from offramp.cli.app import CliError, app, console, run_async
+from offramp.cli.output import JsonOpt, print_json
 
 sim_app = typer.Typer(help="The Kado simulator: run it, create orders in it.", no_args_is_help=True)
 app.add_typer(sim_app, name="sim")
@@ -38,6 +39,7 @@ def create_order(
         str, typer.Option(help="normal, stuck_unknown, provider_failure or slow_settlement")
     ] = "normal",
     ready_after: Annotated[float, typer.Option(help="seconds until it is ready")] = 0.0,
+    as_json: JsonOpt = False,
 ) -> None:
     """Create a SELL order in the simulator; prints its id and deposit address."""
     try:
@@ -64,6 +66,9 @@ def create_order(
             raise CliError(f"simulator refused the order: {exc}") from None
         except httpx.TransportError as exc:
             raise CliError(f"cannot reach the simulator at {url}: {exc}") from None
+        if as_json:
+            print_json({"order_id": created.order_id, "deposit_address": created.deposit_address})
+            return
         console.print(f"order {created.order_id} deposit {created.deposit_address}", soft_wrap=True)
 
     run_async(go())

@@ -18,6 +18,7 @@ from temporalio.service import RPCError
 
 from offramp.chain.models import SetNonceRequest, WalletSummary
 from offramp.cli.app import CliError, app, console, fail, run_async
+from offramp.cli.output import JsonOpt, print_json
 from offramp.temporal_client import connect
 from offramp.validation import describe
 
@@ -36,7 +37,10 @@ async def _client() -> Client:
         raise CliError(f"cannot connect to Temporal: {exc}") from None
 
 
-def _print(summary: WalletSummary) -> None:
+def _print(summary: WalletSummary, as_json: bool = False) -> None:
+    if as_json:
+        print_json(summary.model_dump(mode="json"))
+        return
     console.print(
         f"next nonce {summary.next_nonce} · in flight {summary.in_flight} · queued "
         f"{summary.queued} · runs {summary.runs}"
@@ -59,7 +63,7 @@ def _print(summary: WalletSummary) -> None:
 
 
 @wallet_app.command("status")
-def status(wallet_id: WalletIdArg) -> None:
+def status(wallet_id: WalletIdArg, as_json: JsonOpt = False) -> None:
     """Next nonce, in flight, queued, the chain's nonces and the latest attention lines."""
 
     async def go() -> None:
@@ -68,7 +72,7 @@ def status(wallet_id: WalletIdArg) -> None:
             summary = await handle.query("summary", result_type=WalletSummary)
         except RPCError as exc:
             raise CliError(f"wallet {wallet_id}: {exc.message}") from None
-        _print(summary)
+        _print(summary, as_json)
 
     run_async(go())
 
@@ -78,6 +82,7 @@ def set_nonce(
     wallet_id: WalletIdArg,
     nonce: Annotated[int, typer.Option(help="the next nonce to hand out")],
     reason: Annotated[str, typer.Option(help="why (kept in the entity's attention log)")],
+    as_json: JsonOpt = False,
 ) -> None:
     """Set the next nonce (the only way it ever goes down)."""
     try:
@@ -94,6 +99,6 @@ def set_nonce(
             raise CliError(f"set-nonce refused: {getattr(cause, 'message', cause)}") from None
         except RPCError as exc:
             raise CliError(f"wallet {wallet_id}: {exc.message}") from None
-        _print(summary)
+        _print(summary, as_json)
 
     run_async(go())

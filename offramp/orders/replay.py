@@ -47,9 +47,25 @@ def load_history(path: Path) -> _History:
     except OSError as exc:
         raise HistoryError(f"cannot read the file: {exc.strerror or exc}") from None
     try:
-        return _History.from_json(path.stem, text)
+        history = _History.from_json(path.stem, text)
     except (ValueError, TypeError, KeyError, ParseError) as exc:
         raise HistoryError(f"not a JSON workflow history: {exc}") from None
+    # The workflow id recorded in the history, not the file's name: ids the workflow derives from
+    # its own (a hot-wallet fill's child id) must come out as recorded. Servers before 1.27 did
+    # not record it: the file's name stands in.
+    started = history.events[0] if history.events else None
+    if started is not None and started.HasField("workflow_execution_started_event_attributes"):
+        recorded = started.workflow_execution_started_event_attributes.workflow_id
+        if recorded:
+            return _History(recorded, history.events)
+    return history
+
+
+def workflow_type_of(history: _History) -> str:
+    """The recorded workflow type ("" when the history does not begin with its start)."""
+    if not history.events:
+        return ""
+    return history.events[0].workflow_execution_started_event_attributes.workflow_type.name
 
 
 def _check_shape(history: _History) -> None:

@@ -140,12 +140,15 @@ async def test_start_twice_status_and_list_filters(
     assert result.outcome is Stage.SETTLED, result.reason
     assert sc.token_transfers_to(deposit) == [12_500_000]
     assert text.code == 0, text.err
+    assert "source       worker (state query answered by a worker)" in text.out
     assert f"order        {order_id}" in text.out
     assert "stage        SETTLED" in text.out
     assert f"payment      12.5 {TOKEN_SYMBOL} on {LOCAL_CHAIN_NAME} to {deposit}" in text.out
     assert f"confirmed    {result.confirmed_tx_hash} in block {result.block_number}" in text.out
     assert as_json.code == 0, as_json.err
-    state = SellOrderState.model_validate_json(as_json.out)
+    view = json.loads(as_json.out)
+    assert view["source"] == "worker"
+    state = SellOrderState.model_validate(view["state"])
     assert state.stage is Stage.SETTLED
     assert state.confirmed_tx_hash == result.confirmed_tx_hash
     assert state.tx_hashes == result.tx_hashes
@@ -363,7 +366,12 @@ async def test_replay_compatible_and_not(
     )
     ok_file, ok_live, nondet, unknown_type, bad_json, no_task, missing, no_wf, neither = runs
     assert ok_file.code == 0, ok_file.err
-    assert ok_file.out.strip() == f"{happy}: compatible with the current code"
+    happy_id = json.loads(happy.read_text())["events"][0][
+        "workflowExecutionStartedEventAttributes"
+    ]["workflowId"]
+    assert ok_file.out.strip() == (
+        f"{happy} ({happy_id}, SellOrderWorkflow): compatible with the current code"
+    )
     assert ok_live.code == 0, ok_live.err
     assert "compatible with the current code" in ok_live.out
 

@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from offramp.cli.demo import CORE, DemoOrder, Scenario, plan_scenarios, verdict
@@ -22,7 +23,14 @@ ORDERS = 8
 ORDER_ID = re.compile(r"^demo-[0-9a-f]{6}-\d{2}$")
 
 
-def run_demo(data_dir: Path, ports: dict[str, int], log: Path) -> tuple[int | None, str]:
+UI_LINE = re.compile(rb"Web UI \(while the demo runs\): (\S+)")
+
+
+def run_demo(
+    data_dir: Path, ports: dict[str, int], log: Path
+) -> tuple[int | None, str, int | None]:
+    """The exit code, the output, and the HTTP status of the printed Web UI link, fetched while
+    the demo still ran (None if no link was printed before it ended)."""
     argv = [sys.executable, "-m", "offramp", "demo", "--orders", str(ORDERS)]
     argv += ["--data-dir", str(data_dir), "--timeout", "120"]
     for name, port in ports.items():
@@ -32,13 +40,17 @@ def run_demo(data_dir: Path, ports: dict[str, int], log: Path) -> tuple[int | No
     proc = ManagedProcess("demo", argv, log, env=env).start()
     try:
         deadline = time.monotonic() + 180
+        ui_status: int | None = None
         while proc.running() and time.monotonic() < deadline:
+            link = UI_LINE.search(proc.log_since_start())
+            if ui_status is None and link is not None:
+                ui_status = httpx.get(link.group(1).decode(), timeout=10).status_code
             time.sleep(0.2)
         assert not proc.running(), f"demo still running after 180 s:\n{proc.log_tail(60)}"
         code = proc.stop()
     finally:
         proc.kill()  # a no-op when it exited by itself; else the whole group goes
-    return code, proc.log_since_start().decode(errors="replace")
+    return code, proc.log_since_start().decode(errors="replace"), ui_status
 
 
 def summary_rows(output: str) -> list[list[str]]:
@@ -85,10 +97,13 @@ def test_demo_runs_twice_against_the_same_data_dir(tmp_path: Path) -> None:
 
     first_ids: set[str] = set()
     for run in (1, 2):
-        code, output = run_demo(data_dir, ports, tmp_path / f"demo-{run}.log")
+        code, output, ui_status = run_demo(data_dir, ports, tmp_path / f"demo-{run}.log")
         assert code == 0, output
         assert_expected_outcomes(output)
-        assert f"http://127.0.0.1:{ports['ui']}/namespaces/default/workflows" in output
+        # The link is printed while the stack is up (and answers), not after it stopped.
+        assert ui_status == 200, output
+        link = f"http://127.0.0.1:{ports['ui']}/namespaces/default/workflows?query=WorkflowType"
+        assert output.index(link) < output.index("\nSummary") < output.index("stopping the stack")
         ids = {row[1] for row in summary_rows(output)}
         assert not ids & first_ids, "a second run must use fresh order ids"
         first_ids = ids
