@@ -4,11 +4,13 @@ are cancelled with a heartbeat deadline; Temporal retries anything left)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -16,8 +18,9 @@ from temporalio.worker import Worker
 from offramp.config import ConfigError, EngineSettings, load_settings
 from offramp.logs import configure_logging, redact_settings_secrets
 from offramp.metrics import metrics_address, metrics_runtime
+from offramp.task_queues import signer_task_queue
 from offramp.temporal_client import connect
-from worker import registry, roles
+from worker import registry, roles, versioning
 from worker.resources import WorkerResources
 
 log = logging.getLogger("offramp.worker")
@@ -25,16 +28,23 @@ log = logging.getLogger("offramp.worker")
 READY_MESSAGE = "worker ready"
 
 
-def build_worker(client: Client, settings: EngineSettings, resources: WorkerResources) -> Worker:
-    workflows = registry.workflows()
-    activities = registry.activities_for(settings.worker_role, resources)
-    if not workflows and not activities:
-        raise ConfigError("nothing to run: no workflow or activity is registered")
+def _worker(
+    client: Client,
+    settings: EngineSettings,
+    task_queue: str,
+    workflows: Sequence[type],
+    activities: Sequence[Callable[..., Any]],
+    queue_kind: str,
+) -> Worker:
+    version = versioning.deployment_version(settings)
     return Worker(
         client,
-        task_queue=settings.task_queue,
+        task_queue=task_queue,
         workflows=workflows,
         activities=activities,
+        deployment_config=versioning.deployment_config(settings),
+        # Who ran each task, in every history event the worker records (role and build).
+        identity=f"{client.identity} {settings.worker_role}/{queue_kind} {version.build_id}",
         # Sizing (README "Worker sizing"): the cache holds every open workflow, so a task does
         # not replay a whole history; activities are async (most wait on I/O), so many fit.
         max_cached_workflows=settings.worker_max_cached_workflows,
@@ -47,11 +57,39 @@ def build_worker(client: Client, settings: EngineSettings, resources: WorkerReso
     )
 
 
+def build_workers(
+    client: Client, settings: EngineSettings, resources: WorkerResources
+) -> list[Worker]:
+    """The role's workers: one on the main queue and/or one on the signer queue
+    (offramp.task_queues), sharing the process's resources and build."""
+    role = settings.worker_role
+    registered = registry.activities(resources) if roles.runs_activities(role) else []
+    workers = []
+    main_workflows = registry.workflows() if roles.runs_workflows(role) else []
+    main_activities = registry.main_queue_activities(role, registered)
+    if main_workflows or main_activities:
+        workers.append(
+            _worker(client, settings, settings.task_queue, main_workflows, main_activities, "main")
+        )
+    signer_activities = registry.signer_queue_activities(role, registered)
+    if signer_activities:
+        queue = signer_task_queue(settings.task_queue)
+        workers.append(_worker(client, settings, queue, [], signer_activities, "signer"))
+    if not workers:
+        raise ConfigError("nothing to run: no workflow or activity is registered")
+    return workers
+
+
+def build_worker(client: Client, settings: EngineSettings, resources: WorkerResources) -> Worker:
+    """The main queue's worker (the first of build_workers)."""
+    return build_workers(client, settings, resources)[0]
+
+
 async def create_resources(settings: EngineSettings) -> WorkerResources:
     """The role's resources, refusing (ConfigError) a worker that would take work it cannot do."""
+    roles.check_configuration(settings)
     if not roles.runs_activities(settings.worker_role):
         return WorkerResources(settings=settings)  # workflow tasks need no chain, key or client
-    roles.check_can_pay(settings)
     resources = await WorkerResources.create(settings)
     try:
         assert resources.chains is not None
@@ -77,13 +115,18 @@ async def run_worker(
             raise ConfigError(
                 f"cannot connect to Temporal (TEMPORAL_ADDRESS etc.): {exc}"
             ) from None
-        worker = build_worker(client, settings, resources)
-        async with worker:
+        workers = build_workers(client, settings, resources)
+        async with contextlib.AsyncExitStack() as running:
+            for worker in workers:
+                await running.enter_async_context(worker)
+            version = versioning.deployment_version(settings)
             log.info(
-                "%s: task queue %s, role %s%s",
+                "%s: task queue %s, role %s, build %s%s%s",
                 READY_MESSAGE,
-                settings.task_queue,
+                ", ".join(w.task_queue for w in workers),
                 settings.worker_role,
+                version.to_canonical_string(),
+                " (versioned)" if settings.worker_versioning else "",
                 f", metrics on http://{address}/metrics" if address else "",
             )
             await stop.wait()

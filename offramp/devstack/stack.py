@@ -4,13 +4,17 @@ workflows (SQLite) and the chain (anvil state file) survive a restart of the sta
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from offramp.config import DEFAULT_TASK_QUEUE
+from temporalio.client import Client
+from temporalio.common import WorkerDeploymentVersion
+
+from offramp.config import DEFAULT_TASK_QUEUE, EngineSettings, WorkerRole
 from offramp.devstack.binaries import PROJECT_ROOT
 from offramp.devstack.chain import (
     HOT_WALLET,
@@ -24,6 +28,8 @@ from offramp.devstack.processes import ManagedProcess, ProcessFailed
 from offramp.devstack.temporal_server import dev_server_process
 from offramp.devstack.worker_process import wait_worker_ready, worker_process
 from offramp.simulator.process import simulator_process, wait_simulator_ready
+from offramp.task_queues import signer_task_queue
+from worker import versioning
 
 READY_LINE = "local stack ready"
 
@@ -55,6 +61,10 @@ class StackInfo:
     task_queue: str
     hot_wallet: str
     chains_file: Path
+    # The build the stack's workers run and make current (README "Deploying a workflow change").
+    deployment: WorkerDeploymentVersion = field(
+        default_factory=lambda: versioning.deployment_version(EngineSettings())
+    )
     pids: dict[str, int] = field(default_factory=dict)
 
     def describe(self) -> list[tuple[str, str]]:
@@ -64,7 +74,8 @@ class StackInfo:
             ("Chain RPC", f"{self.rpc_url} (chain id {self.chain.chain_id})"),
             ("Test token", f"USDC {self.chain.token_address}"),
             ("Hot wallet", self.hot_wallet),
-            ("Task queue", self.task_queue),
+            ("Task queue", f"{self.task_queue} (signing: {signer_task_queue(self.task_queue)})"),
+            ("Current build", self.deployment.to_canonical_string()),
         ]
         if self.simulator_url:
             rows.append(("Kado simulator", self.simulator_url))
@@ -87,6 +98,19 @@ class StackInfo:
                 env[name] = os.environ[name]
         return env
 
+    def role_env(self, role: WorkerRole) -> dict[str, str]:
+        """A versioned worker of the stack's build in `role`: only `signer` gets the key."""
+        env = {
+            **self.worker_env(),
+            "OFFRAMP_WORKER_ROLE": role,
+            "OFFRAMP_WORKER_VERSIONING": "true",
+            "OFFRAMP_DEPLOYMENT_NAME": self.deployment.deployment_name,
+            "OFFRAMP_BUILD_ID": self.deployment.build_id,
+        }
+        if role != "signer":
+            del env["OFFRAMP_HOT_WALLET_PRIVATE_KEY"]
+        return env
+
 
 _PASSED_THROUGH = (
     "OFFRAMP_CODEC_KEYS",
@@ -95,6 +119,11 @@ _PASSED_THROUGH = (
     "OFFRAMP_LOG_FORMAT",
     "OFFRAMP_METRICS_ADDRESS",
 )
+
+
+async def _make_current(address: str, version: WorkerDeploymentVersion) -> None:
+    client = await Client.connect(address)
+    await versioning.set_current_version(client, version, wait_seconds=120)
 
 
 class LocalStack:
@@ -159,9 +188,7 @@ class LocalStack:
                 chains_file=chains_file,
             )
             if s.with_worker:
-                worker = worker_process(info.worker_env(), self.logs_dir / "worker.log")
-                self._start("worker", worker)
-                wait_worker_ready(worker)
+                self._start_workers(info)
             info.pids = {name: p.pid for name, p in self.processes.items() if p.pid is not None}
             (s.data_dir / "stack.json").write_text(
                 json.dumps({"pids": info.pids, **dict(info.describe())}, indent=2)
@@ -171,6 +198,22 @@ class LocalStack:
         except BaseException:
             self.stop()
             raise
+
+    def _start_workers(self, info: StackInfo) -> None:
+        """Both roles, as in production: a keyless worker (workflows, provider calls, checks)
+        and a signer (the key; signing only). Then their build becomes the current version, so
+        new workflows go to it (pinned there)."""
+        workers = {
+            "worker": worker_process(info.role_env("keyless"), self.logs_dir / "worker.log"),
+            "signer": worker_process(
+                info.role_env("signer"), self.logs_dir / "signer.log", name="signer"
+            ),
+        }
+        for name, proc in workers.items():
+            self._start(name, proc)
+        for proc in workers.values():
+            wait_worker_ready(proc)
+        asyncio.run(_make_current(info.temporal_address, info.deployment))
 
     def _start(self, name: str, proc: ManagedProcess) -> None:
         self.processes[name] = proc
