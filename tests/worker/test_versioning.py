@@ -99,6 +99,8 @@ async def test_a_pinned_order_finishes_on_its_build_while_new_orders_go_to_the_c
         for e in late
     )
     assert versioning.current_build_id(await versioning.describe(client, deployment)) == "2.0"
+    # What an operator lists to see a build's runs (README, step "Drain").
+    assert old.id in await listed(client, f"TemporalWorkerDeploymentVersion = '{deployment}:1.0'")
     # The hot-wallet entity (pinned too) continued as new onto 2.0 at its first task after 2.0
     # became current, so 1.0 can drain; its first run did its work on 1.0.
     first = await first_wallet_run_once_continued(client, task_queue)
@@ -118,4 +120,14 @@ async def first_wallet_run_once_continued(client: Client, task_queue: str) -> Wo
             )
             if runs and runs[0].status is WorkflowExecutionStatus.CONTINUED_AS_NEW:
                 return runs[0]
+            await asyncio.sleep(0.5)
+
+
+async def listed(client: Client, query: str) -> set[str]:
+    """Workflow ids the (eventually consistent) list returns for `query`, once it returns any."""
+    async with asyncio.timeout(60):
+        while True:
+            ids = {w.id async for w in client.list_workflows(query)}
+            if ids:
+                return ids
             await asyncio.sleep(0.5)
