@@ -6,6 +6,7 @@ one-shot `worker-version` job; an operator may use the Temporal CLI instead
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 
 from offramp.config import ConfigError, load_settings
@@ -33,4 +34,9 @@ async def _main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(_main()))
+    code = asyncio.run(_main())
+    # As worker/__main__.py: leave without interpreter finalization, which the SDK's core
+    # threads can hang or abort (sdk-python #300).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

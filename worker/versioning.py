@@ -119,13 +119,15 @@ async def set_current_version(
 ) -> None:
     """Make `version` the deployment's current version: new workflows (and AUTO_UPGRADE ones at
     their next task) go to it; pinned ones stay where they are. Waits (up to `wait_seconds`)
-    for the version's workers to have polled and for the routing to reach every task queue;
-    setting the version that is current already only waits for that."""
+    for the version's workers to have polled and for the new routing to reach every task queue;
+    a no-op for the version that is current already."""
     deadline = time.monotonic() + wait_seconds
+    changed = False
     while True:
         desc = await describe(client, version.deployment_name)
         if desc is not None and current_build_id(desc) == version.build_id:
-            if _propagated(desc):
+            # Current already (a restart): nothing to wait for; just set: its propagation.
+            if not changed or _propagated(desc):
                 return
         elif desc is not None and _known(desc, version):
             try:
@@ -139,6 +141,7 @@ async def set_current_version(
                     )
                 )
                 log.info("current version of %s: %s", version.deployment_name, version.build_id)
+                changed = True
                 continue
             except RPCError as exc:  # another writer in between: read again
                 if exc.status not in (RPCStatusCode.FAILED_PRECONDITION, RPCStatusCode.ABORTED):

@@ -4,14 +4,12 @@ workflows (SQLite) and the chain (anvil state file) survive a restart of the sta
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from temporalio.client import Client
 from temporalio.common import WorkerDeploymentVersion
 
 from offramp.config import DEFAULT_TASK_QUEUE, EngineSettings, WorkerRole
@@ -121,9 +119,11 @@ _PASSED_THROUGH = (
 )
 
 
-async def _make_current(address: str, version: WorkerDeploymentVersion) -> None:
-    client = await Client.connect(address)
-    await versioning.set_current_version(client, version, wait_seconds=120)
+def make_current(env: dict[str, str], log_path: Path, timeout: float = 180.0) -> None:
+    """`python -m worker.set_current` for the build in `env`, as compose's `worker-version` job
+    does. A child process: a Temporal client in the supervisor would keep it from exiting."""
+    proc = worker_process(env, log_path, name="set-current", module="worker.set_current")
+    proc.start().wait_exit(timeout)
 
 
 class LocalStack:
@@ -213,7 +213,7 @@ class LocalStack:
             self._start(name, proc)
         for proc in workers.values():
             wait_worker_ready(proc)
-        asyncio.run(_make_current(info.temporal_address, info.deployment))
+        make_current(info.role_env("keyless"), self.logs_dir / "set-current.log")
 
     def _start(self, name: str, proc: ManagedProcess) -> None:
         self.processes[name] = proc
