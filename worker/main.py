@@ -57,32 +57,55 @@ def _worker(
     )
 
 
+def _main_queue_worker(
+    client: Client, settings: EngineSettings, registered: Sequence[Callable[..., Any]]
+) -> Worker | None:
+    role = settings.worker_role
+    workflows = registry.workflows() if roles.runs_workflows(role) else []
+    activities = registry.main_queue_activities(role, registered)
+    if not workflows and not activities:
+        return None
+    return _worker(client, settings, settings.task_queue, workflows, activities, "main")
+
+
+def _signer_queue_worker(
+    client: Client, settings: EngineSettings, registered: Sequence[Callable[..., Any]]
+) -> Worker | None:
+    activities = registry.signer_queue_activities(settings.worker_role, registered)
+    if not activities:
+        return None
+    queue = signer_task_queue(settings.task_queue)
+    return _worker(client, settings, queue, [], activities, "signer")
+
+
+def _registered(settings: EngineSettings, resources: WorkerResources) -> list[Callable[..., Any]]:
+    return (
+        list(registry.activities(resources)) if roles.runs_activities(settings.worker_role) else []
+    )
+
+
 def build_workers(
     client: Client, settings: EngineSettings, resources: WorkerResources
 ) -> list[Worker]:
     """The role's workers: one on the main queue and/or one on the signer queue
     (offramp.task_queues), sharing the process's resources and build."""
-    role = settings.worker_role
-    registered = registry.activities(resources) if roles.runs_activities(role) else []
-    workers = []
-    main_workflows = registry.workflows() if roles.runs_workflows(role) else []
-    main_activities = registry.main_queue_activities(role, registered)
-    if main_workflows or main_activities:
-        workers.append(
-            _worker(client, settings, settings.task_queue, main_workflows, main_activities, "main")
-        )
-    signer_activities = registry.signer_queue_activities(role, registered)
-    if signer_activities:
-        queue = signer_task_queue(settings.task_queue)
-        workers.append(_worker(client, settings, queue, [], signer_activities, "signer"))
+    registered = _registered(settings, resources)
+    built = (
+        _main_queue_worker(client, settings, registered),
+        _signer_queue_worker(client, settings, registered),
+    )
+    workers = [w for w in built if w is not None]
     if not workers:
         raise ConfigError("nothing to run: no workflow or activity is registered")
     return workers
 
 
 def build_worker(client: Client, settings: EngineSettings, resources: WorkerResources) -> Worker:
-    """The main queue's worker (the first of build_workers)."""
-    return build_workers(client, settings, resources)[0]
+    """The main queue's worker alone (sizing checks; the process runs build_workers)."""
+    worker = _main_queue_worker(client, settings, _registered(settings, resources))
+    if worker is None:
+        raise ConfigError("nothing to run on the main queue")
+    return worker
 
 
 async def create_resources(settings: EngineSettings) -> WorkerResources:
