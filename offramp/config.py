@@ -30,10 +30,14 @@ from offramp.chain.addresses import checksum
 
 ENV_PREFIX = "OFFRAMP_"
 DEFAULT_TASK_QUEUE = "offramp-sell-orders"
-# What a worker process hosts (worker/registry.py): `all` = every workflow and activity (needs
-# chains and a signer); `workflows` = workflow tasks only, no activity (no chain, key or provider
-# settings needed; never runs a payment or check activity).
-WorkerRole = Literal["all", "workflows"]
+# What a worker process hosts (worker/roles.py, README "Worker roles"):
+# - `all`: every workflow and activity, on the main queue and the signer queue (chains + key);
+# - `workflows`: workflow tasks only, no activity (no chain, key or provider settings needed);
+# - `keyless`: workflow tasks and every activity that needs no key, on the main queue (chains,
+#   no key: it refuses to start with one);
+# - `signer`: only the signer queue's activities (offramp.task_queues; chains + key).
+WorkerRole = Literal["all", "workflows", "keyless", "signer"]
+DEFAULT_DEPLOYMENT_NAME = "offramp"
 
 
 class ConfigError(Exception):
@@ -275,6 +279,17 @@ class EngineSettings(BaseSettings):
     # A task for a cached workflow waits this long for its worker before going to any worker
     # (and a full replay): long enough for a busy worker, short enough when one died.
     worker_sticky_schedule_to_start_timeout_seconds: float = Field(default=30.0, gt=0)
+
+    # Worker Versioning (README "Deploying a workflow change"): every worker names its build;
+    # with versioning on it takes only tasks routed to that build (deployment name + build id),
+    # so pinned orders finish on the build that started them. Off, the build id is still
+    # recorded in history. Default build id: the package version (set it per release, e.g.
+    # the git sha).
+    worker_versioning: bool = False
+    deployment_name: str = Field(
+        default=DEFAULT_DEPLOYMENT_NAME, min_length=1, pattern=r"^[A-Za-z0-9_-]+$"
+    )
+    build_id: str | None = Field(default=None, min_length=1, pattern=r"^[A-Za-z0-9_.+-]+$")
 
     @model_validator(mode="before")
     @classmethod

@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from temporalio import activity
+
 from activities.chain import ChainActivities
 from activities.hot_wallet import HotWalletActivities
 from activities.kado import KadoActivities
 from activities.orders import OrderActivities
 from offramp.config import WorkerRole
+from offramp.task_queues import KEY_ACTIVITIES, SIGNER_QUEUE_ACTIVITIES
 from worker import roles
 from worker.resources import WorkerResources
 from workflows.hot_wallet import HotWalletWorkflow
@@ -39,6 +42,28 @@ def activities(resources: WorkerResources) -> Sequence[Callable[..., Any]]:
     return registered
 
 
-def activities_for(role: WorkerRole, resources: WorkerResources) -> Sequence[Callable[..., Any]]:
-    """The activities a worker of `role` polls for: none at all unless it can run every one."""
-    return activities(resources) if roles.runs_activities(role) else []
+def activity_name(fn: Callable[..., Any]) -> str:
+    name = activity._Definition.must_from_callable(fn).name
+    assert name is not None, "every engine activity has a name (no dynamic activity)"
+    return name
+
+
+def main_queue_activities(
+    role: WorkerRole, registered: Sequence[Callable[..., Any]]
+) -> list[Callable[..., Any]]:
+    """What `role` runs on the main queue: everything (`all`: also the signing activities old
+    runs scheduled there before the signer queue), all but signing (`keyless`), or nothing."""
+    if not (roles.runs_activities(role) and roles.polls_main_queue(role)):
+        return []
+    if roles.holds_key(role):
+        return list(registered)
+    return [fn for fn in registered if activity_name(fn) not in KEY_ACTIVITIES]
+
+
+def signer_queue_activities(
+    role: WorkerRole, registered: Sequence[Callable[..., Any]]
+) -> list[Callable[..., Any]]:
+    """What `role` runs on the signer queue (only a role that holds the key polls it)."""
+    if not roles.polls_signer_queue(role):
+        return []
+    return [fn for fn in registered if activity_name(fn) in SIGNER_QUEUE_ACTIVITIES]

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from offramp.chain.rpc import ChainRuntime
 from offramp.config import EngineSettings
 from offramp.kado.client import KadoClient
+from worker import roles
 
 
 @dataclass
@@ -23,7 +24,10 @@ class WorkerResources:
     @classmethod
     async def create(cls, settings: EngineSettings) -> WorkerResources:
         resources = cls(settings=settings)
-        resources.chains = await ChainRuntime.create(settings)
+        # A keyless worker reads chains without a signer (worker/roles.py).
+        resources.chains = await ChainRuntime.create(
+            settings, require_signer=roles.holds_key(settings.worker_role)
+        )
         resources.exit_stack.push_async_callback(resources.chains.aclose)
         resources.kado = KadoClient.from_settings(settings)
         resources.exit_stack.push_async_callback(resources.kado.aclose)

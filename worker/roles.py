@@ -1,10 +1,16 @@
 """Worker roles: what one worker process hosts, and whether it is able to.
 
-Activity tasks on a task queue go to any worker polling it, so a worker that polls for activities
-must be able to run every activity scheduled there: the payment and check activities need chains
-and the hot-wallet signer. A worker without them either refuses to start (role `all`) or is
-started in the explicit role `workflows`, which polls no activity at all (workflow code needs no
-configuration: it is deterministic and decides nothing from the environment).
+Activity tasks on a task queue go to any worker polling it, so a worker that polls a queue must be
+able to run every activity scheduled there. Two queues split the work by trust
+(offramp.task_queues): the main queue (workflow tasks, provider calls, checks, chain reads) and
+the signer queue (signing and re-sending signed bytes), polled only by workers that hold a key.
+
+- `all`: both queues, everything (chains and the signer needed: one process for development).
+- `workflows`: workflow tasks only; workflow code needs no configuration (it is deterministic
+  and decides nothing from the environment), so no chain, key or provider settings.
+- `keyless`: workflow tasks and every activity but signing, on the main queue. Needs the chains
+  (balances, nonces, fee quotes, waits) and refuses to start with a key configured.
+- `signer`: the signer queue's activities only: chains and the key, nothing else.
 """
 
 from __future__ import annotations
@@ -14,32 +20,65 @@ from offramp.config import ConfigError, EngineSettings, WorkerRole
 
 ALL: WorkerRole = "all"
 WORKFLOWS: WorkerRole = "workflows"
+KEYLESS: WorkerRole = "keyless"
+SIGNER: WorkerRole = "signer"
 
 
 def runs_activities(role: WorkerRole) -> bool:
-    return role == ALL
+    return role != WORKFLOWS
 
 
-def check_can_pay(settings: EngineSettings) -> None:
-    """Raise ConfigError, one line naming what is missing, if this worker could not pay."""
-    missing = []
-    if not settings.chains:
-        missing.append("no chain configured (OFFRAMP_CHAINS or OFFRAMP_CHAINS_FILE)")
-    signer_sources = (
+def runs_workflows(role: WorkerRole) -> bool:
+    return role != SIGNER
+
+
+def polls_main_queue(role: WorkerRole) -> bool:
+    return role != SIGNER
+
+
+def polls_signer_queue(role: WorkerRole) -> bool:
+    return role in (ALL, SIGNER)
+
+
+def holds_key(role: WorkerRole) -> bool:
+    return role in (ALL, SIGNER)
+
+
+def _signer_sources(settings: EngineSettings) -> list[object]:
+    sources = (
         settings.hot_wallet_private_key,
         settings.hot_wallet_private_keys,
         settings.hot_wallet_keystore_file,
         settings.hot_wallet_keystore_files,
     )
-    if all(source is None for source in signer_sources):
+    return [source for source in sources if source is not None]
+
+
+def check_configuration(settings: EngineSettings) -> None:
+    """Raise ConfigError, one line naming what is missing or misplaced, if this worker could not
+    do its role's work (or would hold a key it must not)."""
+    role = settings.worker_role
+    if not runs_activities(role):
+        return
+    missing = []
+    if not settings.chains:
+        missing.append("no chain configured (OFFRAMP_CHAINS or OFFRAMP_CHAINS_FILE)")
+    if holds_key(role) and not _signer_sources(settings):
         missing.append(
             "no hot-wallet signer (OFFRAMP_HOT_WALLET_PRIVATE_KEY, "
             "OFFRAMP_HOT_WALLET_PRIVATE_KEYS or OFFRAMP_HOT_WALLET_KEYSTORE_FILE(S))"
         )
     if missing:
         raise ConfigError(
-            f"cannot pay: {'; '.join(missing)}. Set them, or start with "
-            f"OFFRAMP_WORKER_ROLE={WORKFLOWS} for a worker that runs workflow tasks only"
+            f"cannot {'pay' if holds_key(role) else 'run activities'}: {'; '.join(missing)}. "
+            f"Set them, or start with OFFRAMP_WORKER_ROLE={WORKFLOWS} for a worker that runs "
+            "workflow tasks only"
+        )
+    if not holds_key(role) and _signer_sources(settings):
+        raise ConfigError(
+            f"OFFRAMP_WORKER_ROLE={role} must not hold a hot-wallet key: unset "
+            "OFFRAMP_HOT_WALLET_PRIVATE_KEY(S) / OFFRAMP_HOT_WALLET_KEYSTORE_FILE(S), or use "
+            f"the role {SIGNER} or {ALL}"
         )
 
 

@@ -807,6 +807,11 @@ class HotWalletWorkflow:
         info = workflow.info()
         if info.is_continue_as_new_suggested():
             return True
+        # Worker Versioning: runs are pinned to their build; a new current build (set at a
+        # deploy) is the entity's cue to continue as new onto it, so the old build can drain.
+        # Never true before versioning was on, so recorded histories replay unchanged.
+        if info.is_target_worker_deployment_version_changed():
+            return True
         # v2: a fixed budget well below the limits, whatever the server's suggestion is.
         return self._v2 and (
             info.get_current_history_length() >= HISTORY_EVENTS_BUDGET
@@ -949,4 +954,8 @@ class HotWalletWorkflow:
                 await self._drain()
                 self._prune()  # no await from here on: nothing can arrive unanswered
                 self.state.runs += 1
-                workflow.continue_as_new(HotWalletInput(params=self.params, state=self.state))
+                workflow.continue_as_new(
+                    HotWalletInput(params=self.params, state=self.state),
+                    # The next run starts on the current build (then pinned there).
+                    initial_versioning_behavior=workflow.ContinueAsNewVersioningBehavior.AUTO_UPGRADE,
+                )

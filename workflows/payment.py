@@ -78,6 +78,7 @@ with workflow.unsafe.imports_passed_through():
         TxTemplate,
     )
     from offramp.observability import order_metrics
+    from offramp.task_queues import signer_task_queue
 
 _PREFLIGHT_TIMEOUT = timedelta(seconds=60)
 _RPC_RETRY = RetryPolicy(
@@ -101,6 +102,12 @@ _QUICK_REBROADCASTS = 3
 # stays under ~500 events (the server warns at 10,240 and stops at 51,200).
 MAX_SEND_ROUNDS = 16
 PATCH_BOUNDED_SEND_ROUNDS = "bounded-send-rounds"
+
+
+def _signer_queue() -> str:
+    """Signing runs only on workers that hold a key (offramp.task_queues). The command's task
+    queue is not compared on replay, so runs recorded before this change replay unchanged."""
+    return signer_task_queue(workflow.info().task_queue)
 
 
 class _Sender:
@@ -182,6 +189,7 @@ class _Sender:
             "sign_and_broadcast",
             BroadcastInput(chain=self.chain, fields=fields, sender=self.sender),
             result_type=BroadcastResult,
+            task_queue=_signer_queue(),
             start_to_close_timeout=timedelta(seconds=self.tuning.rpc_timeout_seconds),
             retry_policy=_RPC_RETRY,
             summary=f"sign and broadcast nonce {fields.nonce}",
@@ -322,6 +330,8 @@ class _Sender:
                 resend_every_seconds=self._slow_rebroadcast().total_seconds() if bounded else None,
             ),
             result_type=AwaitResult,
+            # Re-sending signs: only then on the signer queue; a plain wait reads the chain.
+            task_queue=_signer_queue() if bounded else None,
             start_to_close_timeout=timedelta(days=7),
             heartbeat_timeout=timedelta(seconds=max(10.0, 5 * self.tuning.poll_interval_seconds)),
             retry_policy=_RPC_RETRY,

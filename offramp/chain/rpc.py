@@ -79,16 +79,24 @@ class ChainRuntime:
     settings: EngineSettings
     signer: Signer | None
     clients: dict[str, ChainClient] = field(default_factory=dict)
+    # False for a keyless worker (role `keyless`): it reads chains and never signs.
+    require_signer: bool = True
 
     @classmethod
-    async def create(cls, settings: EngineSettings) -> ChainRuntime:
-        runtime = cls(settings=settings, signer=Signer.from_settings(settings))
+    async def create(cls, settings: EngineSettings, require_signer: bool = True) -> ChainRuntime:
+        runtime = cls(
+            settings=settings,
+            signer=Signer.from_settings(settings),
+            require_signer=require_signer,
+        )
         for name, config in settings.chains.items():
             runtime.clients[name] = ChainClient(name=name, config=config, w3=make_web3(config))
         await asyncio.gather(*(runtime.verify(c) for c in runtime.clients.values()))
         return runtime
 
     def _signer_refusal(self, name: str, config: ChainConfig) -> str | None:
+        if self.signer is None and not self.require_signer:
+            return None
         if self.signer is None:
             return (
                 f"chain {name!r}: no hot wallet signer is configured "

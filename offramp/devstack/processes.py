@@ -94,6 +94,19 @@ class ManagedProcess:
             time.sleep(0.05)
         raise ProcessFailed(f"{self.name}: no {what} within {timeout:.0f}s:\n{self.log_tail()}")
 
+    def wait_exit(self, timeout: float) -> None:
+        """Wait for a one-shot child to succeed; raise with its log tail if it fails or hangs."""
+        assert self._proc is not None
+        try:
+            code = self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise ProcessFailed(
+                f"{self.name}: not done within {timeout:.0f}s:\n{self.log_tail()}"
+            ) from None
+        if code != 0:
+            raise ProcessFailed(f"{self.name} failed (exit {code}):\n{self.log_tail()}")
+
     def log_since_start(self) -> bytes:
         with self.log_path.open("rb") as log:
             log.seek(self.log_offset)

@@ -11,7 +11,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from offramp.config import DEFAULT_TASK_QUEUE
+from temporalio.common import WorkerDeploymentVersion
+
+from offramp.config import DEFAULT_TASK_QUEUE, EngineSettings, WorkerRole
 from offramp.devstack.binaries import PROJECT_ROOT
 from offramp.devstack.chain import (
     HOT_WALLET,
@@ -25,8 +27,10 @@ from offramp.devstack.processes import ManagedProcess, ProcessFailed
 from offramp.devstack.temporal_server import dev_server_process
 from offramp.devstack.worker_process import wait_worker_ready, worker_process
 from offramp.simulator.process import simulator_process, wait_simulator_ready
+from offramp.task_queues import signer_task_queue
 from offramp.webhooks.app import route_path
 from offramp.webhooks.process import dev_secret_file, wait_webhooks_ready, webhooks_process
+from worker import versioning
 
 READY_LINE = "local stack ready"
 
@@ -61,6 +65,10 @@ class StackInfo:
     task_queue: str
     hot_wallet: str
     chains_file: Path
+    # The build the stack's workers run and make current (README "Deploying a workflow change").
+    deployment: WorkerDeploymentVersion = field(
+        default_factory=lambda: versioning.deployment_version(EngineSettings())
+    )
     pids: dict[str, int] = field(default_factory=dict)
     webhooks_url: str | None = None
 
@@ -71,7 +79,8 @@ class StackInfo:
             ("Chain RPC", f"{self.rpc_url} (chain id {self.chain.chain_id})"),
             ("Test token", f"USDC {self.chain.token_address}"),
             ("Hot wallet", self.hot_wallet),
-            ("Task queue", self.task_queue),
+            ("Task queue", f"{self.task_queue} (signing: {signer_task_queue(self.task_queue)})"),
+            ("Current build", self.deployment.to_canonical_string()),
         ]
         if self.simulator_url:
             rows.append(("Kado simulator", self.simulator_url))
@@ -96,6 +105,22 @@ class StackInfo:
                 env[name] = os.environ[name]
         return env
 
+    def role_env(self, role: WorkerRole) -> dict[str, str]:
+        """A versioned worker of the stack's build in `role`: only `signer` gets the key."""
+        env = {
+            **self.worker_env(),
+            "OFFRAMP_WORKER_ROLE": role,
+            "OFFRAMP_WORKER_VERSIONING": "true",
+            "OFFRAMP_DEPLOYMENT_NAME": self.deployment.deployment_name,
+            "OFFRAMP_BUILD_ID": self.deployment.build_id,
+        }
+        if role != "signer":
+            del env["OFFRAMP_HOT_WALLET_PRIVATE_KEY"]
+        else:  # one host: the addresses passed through are the keyless worker's (no port clash)
+            env.pop("OFFRAMP_METRICS_ADDRESS", None)
+            env.pop("OFFRAMP_HEALTH_ADDRESS", None)
+        return env
+
 
 _PASSED_THROUGH = (
     "OFFRAMP_CODEC_KEYS",
@@ -107,6 +132,13 @@ _PASSED_THROUGH = (
     "OFFRAMP_HEALTH_ADDRESS",
     "OFFRAMP_TRACING",
 )
+
+
+def make_current(env: dict[str, str], log_path: Path, timeout: float = 180.0) -> None:
+    """`python -m worker.set_current` for the build in `env`, as compose's `worker-version` job
+    does. A child process: a Temporal client in the supervisor would keep it from exiting."""
+    proc = worker_process(env, log_path, name="set-current", module="worker.set_current")
+    proc.start().wait_exit(timeout)
 
 
 class LocalStack:
@@ -174,9 +206,7 @@ class LocalStack:
                 webhooks_url=webhooks_url,
             )
             if s.with_worker:
-                worker = worker_process(info.worker_env(), self.logs_dir / "worker.log")
-                self._start("worker", worker)
-                wait_worker_ready(worker)
+                self._start_workers(info)
             info.pids = {name: p.pid for name, p in self.processes.items() if p.pid is not None}
             (s.data_dir / "stack.json").write_text(
                 json.dumps({"pids": info.pids, **dict(info.describe())}, indent=2)
@@ -214,6 +244,22 @@ class LocalStack:
             "--webhook-secret-file",
             str(self.webhook_secret_file),
         )
+
+    def _start_workers(self, info: StackInfo) -> None:
+        """Both roles, as in production: a keyless worker (workflows, provider calls, checks)
+        and a signer (the key; signing only). Then their build becomes the current version, so
+        new workflows go to it (pinned there)."""
+        workers = {
+            "worker": worker_process(info.role_env("keyless"), self.logs_dir / "worker.log"),
+            "signer": worker_process(
+                info.role_env("signer"), self.logs_dir / "signer.log", name="signer"
+            ),
+        }
+        for name, proc in workers.items():
+            self._start(name, proc)
+        for proc in workers.values():
+            wait_worker_ready(proc)
+        make_current(info.role_env("keyless"), self.logs_dir / "set-current.log")
 
     def _start(self, name: str, proc: ManagedProcess) -> None:
         self.processes[name] = proc

@@ -10,7 +10,7 @@ import contextlib
 import json
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -46,6 +46,8 @@ from offramp.devstack.chain import (
     web3_for,
 )
 from offramp.devstack.processes import ManagedProcess, free_port
+from offramp.task_queues import signer_task_queue
+from worker import registry, roles
 from workflows.hot_wallet import HotWalletWorkflow
 from workflows.payment import NonceFillWorkflow, PaymentWorkflow
 
@@ -163,17 +165,45 @@ async def payment_worker(
     """The payment workflows and chain activities in-process, on `task_queue`."""
     runtime = await ChainRuntime.create(payment_settings(task_queue, chains, pool_size))
     try:
-        async with Worker(
+        async with both_queues(
             client,
-            task_queue=task_queue,
-            workflows=[PaymentWorkflow, NonceFillWorkflow, HotWalletWorkflow],
-            activities=[*ChainActivities(runtime).all(), *HotWalletActivities(runtime).all()],
-            graceful_shutdown_timeout=timedelta(seconds=1),
+            task_queue,
+            [PaymentWorkflow, NonceFillWorkflow, HotWalletWorkflow],
+            [*ChainActivities(runtime).all(), *HotWalletActivities(runtime).all()],
             max_cached_workflows=max_cached_workflows,
         ):
             yield runtime
     finally:
         await runtime.aclose()
+
+
+@asynccontextmanager
+async def both_queues(
+    client: Client,
+    task_queue: str,
+    workflows: Sequence[type],
+    activities: Sequence[Callable[..., Any]],
+    **options: Any,
+) -> AsyncIterator[Worker]:
+    """Workers as a role-`all` worker runs them: `task_queue` and its signer queue (signing
+    activities are scheduled there, offramp.task_queues). Yields the main queue's worker."""
+    async with (
+        Worker(
+            client,
+            task_queue=task_queue,
+            workflows=workflows,
+            activities=registry.main_queue_activities(roles.ALL, activities),
+            graceful_shutdown_timeout=timedelta(seconds=1),
+            **options,
+        ) as main,
+        Worker(
+            client,
+            task_queue=signer_task_queue(task_queue),
+            activities=registry.signer_queue_activities(roles.ALL, activities),
+            graceful_shutdown_timeout=timedelta(seconds=1),
+        ),
+    ):
+        yield main
 
 
 def payment_request(payment_id: str, recipient: str, asset: str, amount: str) -> PaymentRequest:

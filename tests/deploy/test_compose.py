@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -15,7 +16,7 @@ import pytest
 import yaml
 
 from offramp import search_attributes
-from offramp.config import ENV_PREFIX, EngineSettings
+from offramp.config import DEFAULT_DEPLOYMENT_NAME, ENV_PREFIX, EngineSettings, load_settings
 from offramp.devstack.binaries import PROJECT_ROOT
 from offramp.devstack.chain import HOT_WALLET_KEY, LOCAL_CHAIN_ID, expected_token_address
 from offramp.logs import LOG_FORMAT_VAR, LOG_LEVEL_VAR
@@ -26,6 +27,7 @@ from offramp.observability.tracing import TRACING_VAR
 from offramp.webhooks.app import route_path
 from offramp.webhooks.config import ENV_PREFIX as WEBHOOKS_PREFIX
 from offramp.webhooks.config import WebhookSettings
+from worker import roles, versioning
 
 COMPOSE = PROJECT_ROOT / "docker-compose.yml"
 SCRIPTS = PROJECT_ROOT / "deploy" / "compose"
@@ -86,6 +88,8 @@ def test_every_service_the_worker_needs_exists(compose: dict[str, Any]) -> None:
         "kado-simulator",
         "webhooks",
         "worker",
+        "signer",
+        "worker-version",
     ):
         assert name in svc, f"service {name} missing"
     assert svc["worker"]["deploy"]["replicas"] == 2
@@ -106,19 +110,71 @@ def test_images_are_pinned(compose: dict[str, Any]) -> None:
 
 
 def test_long_running_services_have_healthchecks(compose: dict[str, Any]) -> None:
-    one_shot = {"temporal-schema", "temporal-namespace", "chain-setup"}
+    one_shot = {"temporal-schema", "temporal-namespace", "chain-setup", "worker-version"}
     for name, service in services(compose).items():
         if name not in one_shot:
             assert "healthcheck" in service, f"{name} has no healthcheck"
 
 
+ENGINE_SERVICES = ("worker", "signer", "worker-version")
+
+
 def test_worker_environment_matches_the_configuration_model(compose: dict[str, Any]) -> None:
-    env: dict[str, str] = services(compose)["worker"]["environment"]
     settings_vars = {f"{ENV_PREFIX}{name.upper()}" for name in EngineSettings.model_fields}
-    for name in env:
-        known = settings_vars | TEMPORAL_ENV | PROCESS_ENV
-        assert name in known or name.startswith("OTEL_"), f"worker sets unknown variable {name}"
-    assert env["OFFRAMP_TASK_QUEUE"] == EngineSettings.model_fields["task_queue"].default
+    for service in ENGINE_SERVICES:
+        env: dict[str, str] = services(compose)[service]["environment"]
+        for name in env:
+            known = settings_vars | TEMPORAL_ENV | PROCESS_ENV
+            unknown = name not in known and not name.startswith("OTEL_")
+            assert not unknown, f"{service} sets unknown variable {name}"
+        # Each value parses as the worker reads it (${VAR:-default}: the default).
+        load_settings(
+            **{
+                k.removeprefix(ENV_PREFIX).lower(): compose_default(v)
+                for k, v in env.items()
+                if k.startswith(ENV_PREFIX) and k != "OFFRAMP_CHAINS_FILE" and k not in PROCESS_ENV
+            }
+        )
+    for service in ("worker", "signer"):
+        env = services(compose)[service]["environment"]
+        assert env["OFFRAMP_TASK_QUEUE"] == EngineSettings.model_fields["task_queue"].default
+
+
+def compose_default(value: str) -> str:
+    """`${VAR:-default}` as compose resolves it with VAR unset."""
+    match = re.fullmatch(r"\$\{\w+:-(.*)\}", value)
+    return match.group(1) if match else value
+
+
+def test_the_key_is_on_the_signer_alone(compose: dict[str, Any]) -> None:
+    svc = services(compose)
+    key_vars = {
+        "OFFRAMP_HOT_WALLET_PRIVATE_KEY",
+        "OFFRAMP_HOT_WALLET_PRIVATE_KEYS",
+        "OFFRAMP_HOT_WALLET_KEYSTORE_FILE",
+        "OFFRAMP_HOT_WALLET_KEYSTORE_FILES",
+    }
+    holders = {
+        name for name, service in svc.items() if key_vars & set(service.get("environment", {}))
+    }
+    assert holders == {"signer"}
+    assert svc["signer"]["environment"]["OFFRAMP_WORKER_ROLE"] == roles.SIGNER
+    assert svc["worker"]["environment"]["OFFRAMP_WORKER_ROLE"] == roles.KEYLESS
+    # Together they serve both queues: the keyless replicas the main one, the signer its own.
+    assert roles.polls_main_queue(roles.KEYLESS) and not roles.polls_signer_queue(roles.KEYLESS)
+    assert roles.polls_signer_queue(roles.SIGNER) and not roles.polls_main_queue(roles.SIGNER)
+
+
+def test_every_engine_service_runs_one_versioned_build(compose: dict[str, Any]) -> None:
+    builds = set()
+    for service in ENGINE_SERVICES:
+        env = services(compose)[service]["environment"]
+        assert env["OFFRAMP_WORKER_VERSIONING"] == "true", service
+        builds.add((env["OFFRAMP_DEPLOYMENT_NAME"], compose_default(env["OFFRAMP_BUILD_ID"])))
+    # One build, whose default is the package's version (what an unset build id means).
+    assert builds == {(DEFAULT_DEPLOYMENT_NAME, metadata.version(versioning.PACKAGE))}
+    assert services(compose)["worker-version"]["command"] == ["python", "-m", "worker.set_current"]
+    assert (PROJECT_ROOT / "worker" / "set_current.py").exists()
 
 
 def test_worker_addresses_point_at_services_and_ports(compose: dict[str, Any]) -> None:

@@ -16,11 +16,13 @@ import httpx
 import pytest
 from temporalio.client import Client
 
+from offramp.config import DEFAULT_DEPLOYMENT_NAME, EngineSettings
 from offramp.converter import DATA_CONVERTER
 from offramp.devstack.chain import HOT_WALLET, expected_token_address, token_contract, web3_for
 from offramp.devstack.processes import ManagedProcess, free_port
 from offramp.devstack.stack import READY_LINE
 from offramp.simulator.admin import SimulatorAdmin
+from worker import versioning
 
 pytestmark = pytest.mark.stack
 
@@ -31,6 +33,15 @@ def alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z"
+
+
+HOT_WALLET_KEY_ENV = "OFFRAMP_HOT_WALLET_PRIVATE_KEY"
+
+
+def environment(pid: int) -> set[str]:
+    """The names of the variables in a process's environment."""
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    return {entry.split(b"=", 1)[0].decode() for entry in raw.split(b"\0") if entry}
 
 
 def processes_mentioning(text: str) -> list[int]:
@@ -113,7 +124,7 @@ async def test_stack_up_down_and_restart(tmp_path: Path) -> None:
     stack = Stack(tmp_path / "data")
     try:
         pids = stack.start()
-        assert set(pids) == {"temporal", "anvil", "webhooks", "simulator", "worker"}
+        assert set(pids) == {"temporal", "anvil", "webhooks", "simulator", "worker", "signer"}
         assert all(alive(pid) for pid in pids.values())
 
         async with httpx.AsyncClient(timeout=10) as http:
@@ -130,6 +141,11 @@ async def test_stack_up_down_and_restart(tmp_path: Path) -> None:
         client = await Client.connect(
             f"127.0.0.1:{stack.ports['temporal']}", data_converter=DATA_CONVERTER
         )
+        # Both roles run; only the signer holds the key; their build is the current version.
+        assert HOT_WALLET_KEY_ENV not in environment(pids["worker"])
+        assert HOT_WALLET_KEY_ENV in environment(pids["signer"])
+        desc = await versioning.describe(client, DEFAULT_DEPLOYMENT_NAME)
+        assert versioning.current_build_id(desc) == versioning.build_id(EngineSettings())
         workflow_id = f"restart-probe-{uuid.uuid4()}"
         # No worker polls this queue: the run simply stays open across the restart.
         await client.start_workflow(

@@ -25,7 +25,7 @@ from offramp.orders.models import SellOrderInput, SellOrderResult, SellOrderStat
 from offramp.orders.starter import start_sell_order
 from offramp.simulator.admin import SimulatorAdmin
 from offramp.simulator.process import simulator_process, wait_simulator_ready
-from tests.chain.support import PayChain, pay_chain
+from tests.chain.support import PayChain, both_queues, pay_chain
 from tests.conftest import SIMULATOR_TEST_ARGS
 from worker import registry
 from worker.resources import WorkerResources
@@ -121,12 +121,11 @@ async def engine_worker(client: Client, settings: EngineSettings) -> AsyncIterat
     """Everything the production worker registers, in-process."""
     resources = await WorkerResources.create(settings)
     try:
-        async with Worker(
+        async with both_queues(
             client,
-            task_queue=settings.task_queue,
-            workflows=list(registry.workflows()),
-            activities=list(registry.activities(resources)),
-            graceful_shutdown_timeout=timedelta(seconds=1),
+            settings.task_queue,
+            list(registry.workflows()),
+            list(registry.activities(resources)),
         ) as worker:
             yield worker
     finally:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,7 +13,6 @@ from eth_account import Account
 from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.client import Client
-from temporalio.worker import Worker
 
 from activities.chain import ChainActivities
 from activities.hot_wallet import HotWalletActivities
@@ -26,7 +24,7 @@ from offramp.chain.models import (
     payment_workflow_id,
 )
 from offramp.chain.rpc import ChainRuntime
-from tests.chain.support import CHAIN, PayChain, pay_chain, payment_settings
+from tests.chain.support import CHAIN, PayChain, both_queues, pay_chain, payment_settings
 from workflows.hot_wallet import HotWalletWorkflow
 from workflows.payment import NonceFillWorkflow, PaymentWorkflow
 
@@ -72,12 +70,11 @@ async def test_order_runs_the_payment_as_a_child(
     runtime = await ChainRuntime.create(payment_settings(task_queue, {CHAIN: chain.config()}))
     recipient = Account.create().address
     try:
-        async with Worker(
+        async with both_queues(
             dev_client,
-            task_queue=task_queue,
-            workflows=[FakeOrder, PaymentWorkflow, NonceFillWorkflow, HotWalletWorkflow],
-            activities=[*ChainActivities(runtime).all(), *HotWalletActivities(runtime).all()],
-            graceful_shutdown_timeout=timedelta(seconds=1),
+            task_queue,
+            [FakeOrder, PaymentWorkflow, NonceFillWorkflow, HotWalletWorkflow],
+            [*ChainActivities(runtime).all(), *HotWalletActivities(runtime).all()],
         ):
             order_id = f"order-{uuid.uuid4().hex[:8]}"
             paid = await dev_client.execute_workflow(
