@@ -22,7 +22,7 @@ from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCErro
 
 from activities.hot_wallet import previous_hold
 from activities.redaction import redacted
-from offramp.chain import fees
+from offramp.chain import fees, names
 from offramp.chain.addresses import InvalidAddress, checksum, validate_recipient
 from offramp.chain.amounts import exact_base_units
 from offramp.chain.broadcast_errors import classify_broadcast_error
@@ -161,7 +161,7 @@ class ChainActivities:
         tip = int(await client.w3.eth.max_priority_fee)
         return base_fee, fees.quote(base_fee, tip, client.config.max_fee_per_gas_cap_wei)
 
-    @activity.defn(name="payment_preflight")
+    @activity.defn(name=names.PAYMENT_PREFLIGHT_ACTIVITY)
     @redacted
     async def payment_preflight(self, request: PaymentRequest) -> PreflightResult:
         """Every check that can refuse a payment, before any nonce is taken."""
@@ -432,7 +432,7 @@ class ChainActivities:
         )
         return (wallets[index] if index is not None else None), attempts
 
-    @activity.defn(name="quote_fees")
+    @activity.defn(name=names.QUOTE_FEES_ACTIVITY)
     @redacted
     async def quote_fees(self, chain: str) -> FeeQuote:
         client = await self._client(chain)
@@ -443,7 +443,7 @@ class ChainActivities:
             max_priority_fee_per_gas=quote.max_priority_fee_per_gas,
         )
 
-    @activity.defn(name="read_wallet_nonces")
+    @activity.defn(name=names.READ_WALLET_NONCES_ACTIVITY)
     @redacted
     async def read_wallet_nonces(self, inp: str | WalletNoncesInput) -> WalletNonces:
         """The wallet's latest and pending nonce: the highest answer of the healthy nodes (a
@@ -523,7 +523,7 @@ class ChainActivities:
             )
         return signer.sign(fields, wallet)
 
-    @activity.defn(name="sign_and_broadcast")
+    @activity.defn(name=names.SIGN_AND_BROADCAST_ACTIVITY)
     @redacted
     async def sign_and_broadcast(self, inp: BroadcastInput) -> BroadcastResult:
         """Sign the fixed fields with the sender's key (same bytes and hash on every retry) and
@@ -559,7 +559,7 @@ class ChainActivities:
         else:
             handle = activity.client().get_workflow_handle(info.workflow_id)
             try:
-                state = await handle.query("state", result_type=PaymentState)
+                state = await handle.query(names.STATE_QUERY, result_type=PaymentState)
             except Exception as exc:
                 why = f"its state query failed: {type(exc).__name__}"
         if state is not None and state.hot_wallet:
@@ -668,7 +668,7 @@ class ChainActivities:
         tagged = await client.w3.eth.get_block(tag)
         return int(tagged["number"]) >= number
 
-    @activity.defn(name="await_transaction")
+    @activity.defn(name=names.AWAIT_TRANSACTION_ACTIVITY)
     @redacted
     async def await_transaction(self, inp: AwaitInput) -> AwaitResult:
         """Wait (heartbeating) until one of our hashes for the nonce has the confirmations on the

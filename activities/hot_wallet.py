@@ -24,6 +24,7 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.redaction import redacted
+from offramp.chain import names
 from offramp.chain.models import (
     BalancesInput,
     HotWalletInput,
@@ -40,14 +41,13 @@ from offramp.chain.models import (
     WalletPolicy,
     WorkflowClosedInput,
 )
-from offramp.chain.rpc import ChainRuntime, ChainUnavailable, encode_balance_of
-from workflows.hot_wallet import (
+from offramp.chain.names import (
     ERR_DAILY_CAP,
     ERR_IN_FLIGHT_LIMIT,
     ERR_PAUSED,
     ERR_RELEASED,
-    HotWalletWorkflow,
 )
+from offramp.chain.rpc import ChainRuntime, ChainUnavailable, encode_balance_of
 
 
 def _wait_delay(attempt: int) -> timedelta:
@@ -100,13 +100,17 @@ async def previous_hold(
 async def _lookup(client: Client, wallet_workflow_id: str, payment_id: str) -> PaymentLookup | None:
     handle = client.get_workflow_handle(wallet_workflow_id)
     try:
-        return await handle.query(HotWalletWorkflow.payment_lookup, payment_id)
+        return await handle.query(names.PAYMENT_LOOKUP_QUERY, payment_id, result_type=PaymentLookup)
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             return None  # no entity for this wallet yet: nothing was ever reserved there
         raise
     except WorkflowQueryFailedError:  # an entity still on a worker without `payment_lookup`
-        reservation = await handle.query(HotWalletWorkflow.reservation, payment_id)
+        reservation = await handle.query(
+            names.RESERVATION_QUERY,
+            payment_id,
+            result_type=Reservation | None,  # type: ignore[arg-type]
+        )
         return PaymentLookup(
             reservation=reservation if isinstance(reservation, Reservation) else None
         )
@@ -141,7 +145,7 @@ class HotWalletActivities:
             funds_recheck_seconds=config.funds_recheck_seconds,
         )
 
-    @activity.defn(name="request_nonce")
+    @activity.defn(name=names.REQUEST_NONCE_ACTIVITY)
     async def request_nonce(self, inp: NonceRequestInput) -> None:
         """Signal-with-start `request_nonce` on the entity (created lazily). The answer comes
         back to the payment as the signal `nonce_answer`; asking again is harmless."""
@@ -153,17 +157,17 @@ class HotWalletActivities:
             )
         request = inp.request.model_copy(update=update)
         await activity.client().start_workflow(
-            HotWalletWorkflow.run,
+            names.HOT_WALLET_WORKFLOW,
             HotWalletInput(params=inp.params),
             id=inp.wallet_workflow_id,
             task_queue=activity.info().task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            start_signal="request_nonce",
+            start_signal=names.REQUEST_NONCE_SIGNAL,
             start_signal_args=[request],
             static_summary=f"hot wallet {inp.params.address} on {inp.params.chain}",
         )
 
-    @activity.defn(name="read_wallet_balances")
+    @activity.defn(name=names.READ_WALLET_BALANCES_ACTIVITY)
     @redacted
     async def read_wallet_balances(self, inp: BalancesInput) -> WalletBalances:
         """Redacted like the chain activities: no RPC URL reaches the failure (or history)."""
@@ -187,12 +191,12 @@ class HotWalletActivities:
             tokens[token.lower()] = int.from_bytes(bytes(raw), "big") if raw else 0
         return WalletBalances(native_wei=native, tokens=tokens)
 
-    @activity.defn(name="reserve_nonce")
+    @activity.defn(name=names.RESERVE_NONCE_ACTIVITY)
     async def reserve_nonce(self, inp: NonceReserveInput) -> NonceReserveOutcome:
         """Old protocol (payment runs started before `nonce-by-signal`): update-with-start."""
         client = activity.client()
         start = WithStartWorkflowOperation(
-            HotWalletWorkflow.run,
+            names.HOT_WALLET_WORKFLOW,
             HotWalletInput(params=inp.params),
             id=inp.wallet_workflow_id,
             task_queue=activity.info().task_queue,
@@ -201,7 +205,10 @@ class HotWalletActivities:
         )
         try:
             result: ReserveResult = await client.execute_update_with_start_workflow(
-                "reserve", inp.request, start_workflow_operation=start, result_type=ReserveResult
+                names.RESERVE_UPDATE,
+                inp.request,
+                start_workflow_operation=start,
+                result_type=ReserveResult,
             )
         except WorkflowUpdateFailedError as exc:
             cause = exc.cause
@@ -233,7 +240,7 @@ class HotWalletActivities:
             raise
         return NonceReserveOutcome(nonce=result.nonce)
 
-    @activity.defn(name="workflow_closed")
+    @activity.defn(name=names.WORKFLOW_CLOSED_ACTIVITY)
     async def workflow_closed(self, inp: WorkflowClosedInput) -> bool:
         """Whether a (payment) workflow has closed, or never existed."""
         try:
