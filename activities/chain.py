@@ -39,7 +39,6 @@ from offramp.chain.models import (
     PaymentState,
     PreflightAccepted,
     PreflightResult,
-    RejectionCode,
     SendTuning,
     TransferExpectation,
     TxAttempt,
@@ -59,7 +58,8 @@ from offramp.chain.rpc import (
     encode_transfer,
 )
 from offramp.chain.signer import SignedTx
-from offramp.config import AssetConfig, ChainConfig
+from offramp.config import AssetConfig, ChainConfig, find_asset
+from offramp.rejections import RejectReason
 
 log = logging.getLogger("offramp.activities.chain")
 
@@ -97,7 +97,7 @@ def _rpc_message(exc: Web3RPCError) -> str:
     return str(exc.message) if exc.message else str(exc)
 
 
-def _reject(code: RejectionCode, reason: str) -> PreflightResult:
+def _reject(code: RejectReason, reason: str) -> PreflightResult:
     return PreflightResult(rejection_code=code, reason=reason)
 
 
@@ -126,14 +126,6 @@ def to_base_units(amount: Decimal, decimals: int) -> int | str:
         return base
     except InvalidOperation:
         return "the amount is not a valid decimal"
-
-
-def _find_asset(config: ChainConfig, symbol: str) -> AssetConfig | None:
-    asset = config.assets.get(symbol)
-    if asset is None:
-        matches = [a for key, a in config.assets.items() if key.lower() == symbol.lower()]
-        asset = matches[0] if len(matches) == 1 else None
-    return asset
 
 
 class ChainActivities:
@@ -168,13 +160,13 @@ class ChainActivities:
         config = self.runtime.settings.chain(request.chain)
         if config is None:
             return _reject(
-                RejectionCode.CHAIN_NOT_CONFIGURED, f"chain {request.chain!r} is not configured"
+                RejectReason.UNSUPPORTED_CHAIN, f"chain {request.chain!r} is not configured"
             )
         # Earlier runs of this payment (a retried child) may have signed: then no refusal may
         # end it, since a transaction may exist. A refusal becomes a retryable error instead.
         previous_wallet, previous = await self._previous_in_pool(config, request.payment_id)
 
-        def refuse(code: RejectionCode, reason: str) -> PreflightResult:
+        def refuse(code: RejectReason, reason: str) -> PreflightResult:
             if previous:
                 raise ApplicationError(
                     f"{reason}; earlier attempts of this payment exist, so it is not refused",
@@ -187,31 +179,31 @@ class ChainActivities:
         except ChainUnavailable as exc:
             raise ApplicationError(str(exc), type="ChainUnavailable") from None
         if isinstance(served, str):
-            return refuse(RejectionCode.CHAIN_NOT_SERVED, served)
+            return refuse(RejectReason.CHAIN_ID_MISMATCH, served)
         client = served
-        asset = _find_asset(config, request.asset)
+        asset = find_asset(config.assets, request.asset)
         if asset is None:
             return refuse(
-                RejectionCode.ASSET_NOT_ALLOWED,
+                RejectReason.ASSET_NOT_ALLOWED,
                 f"asset {request.asset!r} is not allow-listed on chain {request.chain!r}",
             )
         if request.expected_token_address is not None:
             try:
                 expected = checksum(request.expected_token_address)
             except InvalidAddress as exc:
-                return refuse(RejectionCode.TOKEN_MISMATCH, f"token address: {exc}")
+                return refuse(RejectReason.TOKEN_ADDRESS_MISMATCH, f"token address: {exc}")
             if asset.address is None or expected != asset.address:
                 return refuse(
-                    RejectionCode.TOKEN_MISMATCH,
+                    RejectReason.TOKEN_ADDRESS_MISMATCH,
                     f"token address {expected} is not the configured {asset.symbol} contract "
                     f"{asset.address or '(native coin)'}",
                 )
         base = to_base_units(request.amount, asset.decimals)
         if isinstance(base, str):
-            return refuse(RejectionCode.INVALID_AMOUNT, base)
-        if request.amount > asset.per_order_cap:
+            return refuse(RejectReason.AMOUNT_INVALID, base)
+        if asset.over_order_cap(request.amount):
             return refuse(
-                RejectionCode.AMOUNT_OVER_CAP,
+                RejectReason.OVER_ORDER_CAP,
                 f"{request.amount} {asset.symbol} exceeds the per-order cap {asset.per_order_cap}",
             )
         try:
@@ -219,7 +211,7 @@ class ChainActivities:
                 request.recipient, self.all_hot_wallets(), request.forbidden_recipients
             )
         except InvalidAddress as exc:
-            return refuse(RejectionCode.INVALID_RECIPIENT, f"recipient: {exc}")
+            return refuse(RejectReason.DEPOSIT_ADDRESS_INVALID, f"recipient: {exc}")
 
         if asset.address is None:
             to, value, data = recipient, base, "0x"
@@ -245,7 +237,7 @@ class ChainActivities:
         base_fee, quote = await self._quote(client)
         if base_fee > config.max_fee_per_gas_cap_wei:
             return _reject(
-                RejectionCode.FEE_ABOVE_CAP,
+                RejectReason.FEE_ABOVE_CAP,
                 f"the base fee {base_fee} wei exceeds the fee cap "
                 f"{config.max_fee_per_gas_cap_wei} wei",
             )
@@ -289,17 +281,19 @@ class ChainActivities:
             )
         except ContractLogicError as exc:
             return _reject(
-                RejectionCode.WOULD_REVERT,
+                RejectReason.TRANSFER_WOULD_FAIL,
                 f"the transfer would revert: {exc.message or 'execution reverted'}",
             )
         except Web3RPCError as exc:
             message = client.provider.redact(_rpc_message(exc))
             if "insufficient funds" in message.lower():
                 return _reject(
-                    RejectionCode.INSUFFICIENT_BALANCE, f"insufficient balance: {message}"
+                    RejectReason.INSUFFICIENT_BALANCE, f"insufficient balance: {message}"
                 )
             if "revert" in message.lower():
-                return _reject(RejectionCode.WOULD_REVERT, f"the transfer would revert: {message}")
+                return _reject(
+                    RejectReason.TRANSFER_WOULD_FAIL, f"the transfer would revert: {message}"
+                )
             raise
         return estimate if estimate == NATIVE_TRANSFER_GAS else -(-estimate * 125 // 100)
 
@@ -330,7 +324,7 @@ class ChainActivities:
         if not covering and not waits:
             richest = max(f.asset_base_units for f in pool)
             return _reject(
-                RejectionCode.INSUFFICIENT_BALANCE,
+                RejectReason.INSUFFICIENT_BALANCE,
                 f"insufficient balance: the best-funded hot wallet holds {richest} {unit}, "
                 f"the payment needs {base}" + (" plus gas" if native else ""),
             )
@@ -341,7 +335,7 @@ class ChainActivities:
             probe = best_funded(pool)
             gas = await self._unfunded_gas(client, probe, asset, recipient, template)
         if isinstance(gas, PreflightResult):
-            if not (waits and gas.rejection_code is RejectionCode.INSUFFICIENT_BALANCE):
+            if not (waits and gas.rejection_code is RejectReason.INSUFFICIENT_BALANCE):
                 return gas
             gas = asset.unfunded_gas_limit  # short of native coin only: the entity waits
         gas_cost = gas * quote.max_fee_per_gas
@@ -353,7 +347,7 @@ class ChainActivities:
         if chosen is None:
             richest_native = max(f.native_wei for f in pool)
             return _reject(
-                RejectionCode.INSUFFICIENT_BALANCE,
+                RejectReason.INSUFFICIENT_BALANCE,
                 f"insufficient balance: the best-funded hot wallet holds {richest_native} wei, "
                 f"the payment needs {(base if native else 0) + gas_cost} wei including gas",
             )
@@ -381,7 +375,7 @@ class ChainActivities:
         probe = template.model_copy(update={"data": encode_transfer(recipient, held)})
         estimate = await self._estimate_gas(client, wallet.address, probe)
         if isinstance(estimate, PreflightResult):
-            if estimate.rejection_code is RejectionCode.INSUFFICIENT_BALANCE:
+            if estimate.rejection_code is RejectReason.INSUFFICIENT_BALANCE:
                 return asset.unfunded_gas_limit
             return estimate
         return max(estimate, asset.unfunded_gas_limit)

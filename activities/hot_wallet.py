@@ -33,7 +33,6 @@ from offramp.chain.models import (
     NonceReserveInput,
     NonceReserveOutcome,
     PaymentLookup,
-    RejectionCode,
     Reservation,
     ReserveResult,
     TxAttempt,
@@ -48,6 +47,7 @@ from offramp.chain.names import (
     ERR_RELEASED,
 )
 from offramp.chain.rpc import ChainRuntime, ChainUnavailable, encode_balance_of
+from offramp.rejections import RejectReason
 
 
 def _wait_delay(attempt: int) -> timedelta:
@@ -100,7 +100,10 @@ async def previous_hold(
 async def _lookup(client: Client, wallet_workflow_id: str, payment_id: str) -> PaymentLookup | None:
     handle = client.get_workflow_handle(wallet_workflow_id)
     try:
-        return await handle.query(names.PAYMENT_LOOKUP_QUERY, payment_id, result_type=PaymentLookup)
+        lookup: PaymentLookup = await handle.query(
+            names.PAYMENT_LOOKUP_QUERY, payment_id, result_type=PaymentLookup
+        )
+        return lookup
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             return None  # no entity for this wallet yet: nothing was ever reserved there
@@ -195,7 +198,7 @@ class HotWalletActivities:
     async def reserve_nonce(self, inp: NonceReserveInput) -> NonceReserveOutcome:
         """Old protocol (payment runs started before `nonce-by-signal`): update-with-start."""
         client = activity.client()
-        start = WithStartWorkflowOperation(
+        start: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
             names.HOT_WALLET_WORKFLOW,
             HotWalletInput(params=inp.params),
             id=inp.wallet_workflow_id,
@@ -215,7 +218,7 @@ class HotWalletActivities:
             if isinstance(cause, ApplicationError):
                 if cause.type == ERR_DAILY_CAP:
                     return NonceReserveOutcome(
-                        rejection_code=RejectionCode.DAILY_CAP, reason=cause.message
+                        rejection_code=RejectReason.DAILY_CAP, reason=cause.message
                     )
                 if cause.type in (ERR_IN_FLIGHT_LIMIT, ERR_PAUSED):
                     raise ApplicationError(

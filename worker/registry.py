@@ -7,14 +7,15 @@ from typing import Any
 
 from activities.chain import ChainActivities
 from activities.hot_wallet import HotWalletActivities
-from activities.kado import KadoActivities
 from activities.orders import OrderActivities
+from activities.provider import ProviderActivities
 from offramp.config import WorkerRole
+from offramp.providers import adapter
 from worker import roles
 from worker.resources import WorkerResources
 from workflows.hot_wallet import HotWalletWorkflow
+from workflows.order.workflow import SellOrderWorkflow
 from workflows.payment import NonceFillWorkflow, PaymentWorkflow
-from workflows.sell_order import SellOrderWorkflow
 
 
 def workflows() -> Sequence[type]:
@@ -35,7 +36,7 @@ def activities(resources: WorkerResources) -> Sequence[Callable[..., Any]]:
         registered += ChainActivities(resources.chains).all()
         registered += HotWalletActivities(resources.chains).all()
     if resources.kado is not None:
-        registered += KadoActivities(resources.kado).all()
+        registered += ProviderActivities(adapter("kado"), resources.kado).all()
     return registered
 
 

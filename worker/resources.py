@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from offramp.chain.rpc import ChainRuntime
 from offramp.config import EngineSettings
-from offramp.kado.client import KadoClient
+from offramp.providers.kado.client import KadoClient
 
 
 @dataclass

@@ -45,7 +45,6 @@ with workflow.unsafe.imports_passed_through():
         NonceSettledSignal,
         PaymentLookup,
         RecentReservation,
-        RejectionCode,
         ReleaseSignal,
         Reservation,
         ReservationKind,
@@ -63,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
         nonce_fill_workflow_id,
         payment_workflow_id,
     )
+    from offramp.rejections import RejectReason
 
 # Error types of the updates (offramp/chain/names.py), re-exported for tests.
 ERR_DAILY_CAP = names.ERR_DAILY_CAP
@@ -403,7 +403,7 @@ class HotWalletWorkflow:
                 self._answer(
                     req,
                     NonceAnswerKind.REJECTED,
-                    rejection_code=RejectionCode.DAILY_CAP,
+                    rejection_code=RejectReason.DAILY_CAP,
                     reason=capped,
                 )
                 continue
@@ -419,7 +419,7 @@ class HotWalletWorkflow:
                 self._answer(
                     req,
                     NonceAnswerKind.REJECTED,
-                    rejection_code=RejectionCode.INSUFFICIENT_BALANCE,
+                    rejection_code=RejectReason.INSUFFICIENT_BALANCE,
                     reason=short,
                 )
                 continue

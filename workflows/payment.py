@@ -66,7 +66,6 @@ with workflow.unsafe.imports_passed_through():
         PaymentStatus,
         PreflightAccepted,
         PreflightResult,
-        RejectionCode,
         ReleaseSignal,
         ReservationStatus,
         ReserveRequest,
@@ -77,6 +76,7 @@ with workflow.unsafe.imports_passed_through():
         TxFields,
         TxTemplate,
     )
+    from offramp.rejections import RejectReason
 
 _PREFLIGHT_TIMEOUT = timedelta(seconds=60)
 _RPC_RETRY = RetryPolicy(
@@ -478,7 +478,7 @@ class PaymentWorkflow:
             return self._outcome(
                 PaymentStatus.REJECTED,
                 reason=reserved.reason,
-                rejection_code=reserved.rejection_code or RejectionCode.DAILY_CAP,
+                rejection_code=reserved.rejection_code or RejectReason.DAILY_CAP,
                 **base,
             )
         # From here on a transaction may exist: a cancellation no longer stops the payment.
@@ -686,7 +686,7 @@ class PaymentWorkflow:
             )
         if answer.kind is NonceAnswerKind.REJECTED:
             return NonceReserveOutcome(
-                rejection_code=answer.rejection_code or RejectionCode.INSUFFICIENT_BALANCE,
+                rejection_code=answer.rejection_code or RejectReason.INSUFFICIENT_BALANCE,
                 reason=answer.reason,
             )
         self._settled = answer.settled

@@ -25,6 +25,7 @@ from offramp.orders.models import (
 )
 from offramp.orders.render import list_query, render_state
 from offramp.orders.starter import start_sell_order
+from offramp.providers import DEFAULT_PROVIDER
 from offramp.temporal_client import connect
 from offramp.validation import describe
 
@@ -59,11 +60,13 @@ def start(
     wallet_address: Annotated[str | None, typer.Option(help="expected walletAddress")] = None,
     task_queue: TaskQueueOpt = DEFAULT_TASK_QUEUE,
     wait: Annotated[bool, typer.Option(help="wait for the result")] = False,
+    provider: Annotated[str, typer.Option(help="whose order it is")] = DEFAULT_PROVIDER,
 ) -> None:
     """Start a sell order (or show the one already started for this order id)."""
     try:
         request = SellOrderInput(
             order_id=order_id,
+            provider=provider,
             user_ref=user_ref,
             wallet_address=wallet_address,
             max_amount=_decimal(max_amount, "max_amount"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from temporalio import activity
 
 from offramp.config import load_settings
-from offramp.kado.models import FETCH_ORDER_ACTIVITY, WAIT_FOR_ORDER_CHANGE_ACTIVITY
+from offramp.providers.kado.models import FETCH_ORDER_ACTIVITY, WAIT_FOR_ORDER_CHANGE_ACTIVITY
 from worker import registry
 from worker.resources import WorkerResources
 
