@@ -35,8 +35,8 @@ def activities(resources: WorkerResources) -> Sequence[Callable[..., Any]]:
     if resources.chains is not None:
         registered += ChainActivities(resources.chains).all()
         registered += HotWalletActivities(resources.chains).all()
-    if resources.kado is not None:
-        registered += ProviderActivities(adapter("kado"), resources.kado).all()
+    for name, client in resources.providers.items():
+        registered += ProviderActivities(adapter(name), client).all()
     return registered
 
 
