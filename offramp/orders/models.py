@@ -24,12 +24,12 @@ from pydantic import (
     model_validator,
 )
 
+from offramp.chain.addresses import validate_address
 from offramp.orders.names import CHECK_SELL_ORDER_ACTIVITY as CHECK_SELL_ORDER_ACTIVITY
 from offramp.orders.names import PAYMENT_CLOSED_WITHOUT_OUTCOME as PAYMENT_CLOSED_WITHOUT_OUTCOME
 from offramp.orders.names import PAYMENT_OUTCOME_ACTIVITY as PAYMENT_OUTCOME_ACTIVITY
 from offramp.orders.names import WORKFLOW_TYPE as WORKFLOW_TYPE
 from offramp.providers import ADAPTERS, DEFAULT_PROVIDER
-from offramp.providers.kado.models import validate_address
 from offramp.rejections import RejectReason as RejectReason
 
 # The order workflow's id: `<provider>-sell-<orderId>` (Kado's orders: `kado-sell-<orderId>`).
