@@ -22,7 +22,7 @@ from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCErro
 
 from activities.hot_wallet import previous_hold
 from activities.redaction import redacted
-from offramp.chain import fees
+from offramp.chain import fees, names
 from offramp.chain.addresses import InvalidAddress, checksum, validate_recipient
 from offramp.chain.amounts import exact_base_units
 from offramp.chain.broadcast_errors import classify_broadcast_error
@@ -39,7 +39,6 @@ from offramp.chain.models import (
     PaymentState,
     PreflightAccepted,
     PreflightResult,
-    RejectionCode,
     SendTuning,
     TransferExpectation,
     TxAttempt,
@@ -59,8 +58,9 @@ from offramp.chain.rpc import (
     encode_transfer,
 )
 from offramp.chain.signer import SignedTx
-from offramp.config import AssetConfig, ChainConfig
+from offramp.config import AssetConfig, ChainConfig, find_asset
 from offramp.observability import order_metrics
+from offramp.rejections import RejectReason
 
 log = logging.getLogger("offramp.activities.chain")
 
@@ -98,7 +98,7 @@ def _rpc_message(exc: Web3RPCError) -> str:
     return str(exc.message) if exc.message else str(exc)
 
 
-def _reject(code: RejectionCode, reason: str) -> PreflightResult:
+def _reject(code: RejectReason, reason: str) -> PreflightResult:
     return PreflightResult(rejection_code=code, reason=reason)
 
 
@@ -129,14 +129,6 @@ def to_base_units(amount: Decimal, decimals: int) -> int | str:
         return "the amount is not a valid decimal"
 
 
-def _find_asset(config: ChainConfig, symbol: str) -> AssetConfig | None:
-    asset = config.assets.get(symbol)
-    if asset is None:
-        matches = [a for key, a in config.assets.items() if key.lower() == symbol.lower()]
-        asset = matches[0] if len(matches) == 1 else None
-    return asset
-
-
 class ChainActivities:
     def __init__(self, runtime: ChainRuntime) -> None:
         self.runtime = runtime
@@ -162,20 +154,20 @@ class ChainActivities:
         tip = int(await client.w3.eth.max_priority_fee)
         return base_fee, fees.quote(base_fee, tip, client.config.max_fee_per_gas_cap_wei)
 
-    @activity.defn(name="payment_preflight")
+    @activity.defn(name=names.PAYMENT_PREFLIGHT_ACTIVITY)
     @redacted
     async def payment_preflight(self, request: PaymentRequest) -> PreflightResult:
         """Every check that can refuse a payment, before any nonce is taken."""
         config = self.runtime.settings.chain(request.chain)
         if config is None:
             return _reject(
-                RejectionCode.CHAIN_NOT_CONFIGURED, f"chain {request.chain!r} is not configured"
+                RejectReason.UNSUPPORTED_CHAIN, f"chain {request.chain!r} is not configured"
             )
         # Earlier runs of this payment (a retried child) may have signed: then no refusal may
         # end it, since a transaction may exist. A refusal becomes a retryable error instead.
         previous_wallet, previous = await self._previous_in_pool(config, request.payment_id)
 
-        def refuse(code: RejectionCode, reason: str) -> PreflightResult:
+        def refuse(code: RejectReason, reason: str) -> PreflightResult:
             if previous:
                 raise ApplicationError(
                     f"{reason}; earlier attempts of this payment exist, so it is not refused",
@@ -188,31 +180,31 @@ class ChainActivities:
         except ChainUnavailable as exc:
             raise ApplicationError(str(exc), type="ChainUnavailable") from None
         if isinstance(served, str):
-            return refuse(RejectionCode.CHAIN_NOT_SERVED, served)
+            return refuse(RejectReason.CHAIN_ID_MISMATCH, served)
         client = served
-        asset = _find_asset(config, request.asset)
+        asset = find_asset(config.assets, request.asset)
         if asset is None:
             return refuse(
-                RejectionCode.ASSET_NOT_ALLOWED,
+                RejectReason.ASSET_NOT_ALLOWED,
                 f"asset {request.asset!r} is not allow-listed on chain {request.chain!r}",
             )
         if request.expected_token_address is not None:
             try:
                 expected = checksum(request.expected_token_address)
             except InvalidAddress as exc:
-                return refuse(RejectionCode.TOKEN_MISMATCH, f"token address: {exc}")
+                return refuse(RejectReason.TOKEN_ADDRESS_MISMATCH, f"token address: {exc}")
             if asset.address is None or expected != asset.address:
                 return refuse(
-                    RejectionCode.TOKEN_MISMATCH,
+                    RejectReason.TOKEN_ADDRESS_MISMATCH,
                     f"token address {expected} is not the configured {asset.symbol} contract "
                     f"{asset.address or '(native coin)'}",
                 )
         base = to_base_units(request.amount, asset.decimals)
         if isinstance(base, str):
-            return refuse(RejectionCode.INVALID_AMOUNT, base)
-        if request.amount > asset.per_order_cap:
+            return refuse(RejectReason.AMOUNT_INVALID, base)
+        if asset.over_order_cap(request.amount):
             return refuse(
-                RejectionCode.AMOUNT_OVER_CAP,
+                RejectReason.OVER_ORDER_CAP,
                 f"{request.amount} {asset.symbol} exceeds the per-order cap {asset.per_order_cap}",
             )
         try:
@@ -220,7 +212,7 @@ class ChainActivities:
                 request.recipient, self.all_hot_wallets(), request.forbidden_recipients
             )
         except InvalidAddress as exc:
-            return refuse(RejectionCode.INVALID_RECIPIENT, f"recipient: {exc}")
+            return refuse(RejectReason.DEPOSIT_ADDRESS_INVALID, f"recipient: {exc}")
 
         if asset.address is None:
             to, value, data = recipient, base, "0x"
@@ -246,7 +238,7 @@ class ChainActivities:
         base_fee, quote = await self._quote(client)
         if base_fee > config.max_fee_per_gas_cap_wei:
             return _reject(
-                RejectionCode.FEE_ABOVE_CAP,
+                RejectReason.FEE_ABOVE_CAP,
                 f"the base fee {base_fee} wei exceeds the fee cap "
                 f"{config.max_fee_per_gas_cap_wei} wei",
             )
@@ -290,17 +282,19 @@ class ChainActivities:
             )
         except ContractLogicError as exc:
             return _reject(
-                RejectionCode.WOULD_REVERT,
+                RejectReason.TRANSFER_WOULD_FAIL,
                 f"the transfer would revert: {exc.message or 'execution reverted'}",
             )
         except Web3RPCError as exc:
             message = client.provider.redact(_rpc_message(exc))
             if "insufficient funds" in message.lower():
                 return _reject(
-                    RejectionCode.INSUFFICIENT_BALANCE, f"insufficient balance: {message}"
+                    RejectReason.INSUFFICIENT_BALANCE, f"insufficient balance: {message}"
                 )
             if "revert" in message.lower():
-                return _reject(RejectionCode.WOULD_REVERT, f"the transfer would revert: {message}")
+                return _reject(
+                    RejectReason.TRANSFER_WOULD_FAIL, f"the transfer would revert: {message}"
+                )
             raise
         return estimate if estimate == NATIVE_TRANSFER_GAS else -(-estimate * 125 // 100)
 
@@ -331,7 +325,7 @@ class ChainActivities:
         if not covering and not waits:
             richest = max(f.asset_base_units for f in pool)
             return _reject(
-                RejectionCode.INSUFFICIENT_BALANCE,
+                RejectReason.INSUFFICIENT_BALANCE,
                 f"insufficient balance: the best-funded hot wallet holds {richest} {unit}, "
                 f"the payment needs {base}" + (" plus gas" if native else ""),
             )
@@ -342,7 +336,7 @@ class ChainActivities:
             probe = best_funded(pool)
             gas = await self._unfunded_gas(client, probe, asset, recipient, template)
         if isinstance(gas, PreflightResult):
-            if not (waits and gas.rejection_code is RejectionCode.INSUFFICIENT_BALANCE):
+            if not (waits and gas.rejection_code is RejectReason.INSUFFICIENT_BALANCE):
                 return gas
             gas = asset.unfunded_gas_limit  # short of native coin only: the entity waits
         gas_cost = gas * quote.max_fee_per_gas
@@ -354,7 +348,7 @@ class ChainActivities:
         if chosen is None:
             richest_native = max(f.native_wei for f in pool)
             return _reject(
-                RejectionCode.INSUFFICIENT_BALANCE,
+                RejectReason.INSUFFICIENT_BALANCE,
                 f"insufficient balance: the best-funded hot wallet holds {richest_native} wei, "
                 f"the payment needs {(base if native else 0) + gas_cost} wei including gas",
             )
@@ -382,7 +376,7 @@ class ChainActivities:
         probe = template.model_copy(update={"data": encode_transfer(recipient, held)})
         estimate = await self._estimate_gas(client, wallet.address, probe)
         if isinstance(estimate, PreflightResult):
-            if estimate.rejection_code is RejectionCode.INSUFFICIENT_BALANCE:
+            if estimate.rejection_code is RejectReason.INSUFFICIENT_BALANCE:
                 return asset.unfunded_gas_limit
             return estimate
         return max(estimate, asset.unfunded_gas_limit)
@@ -433,7 +427,7 @@ class ChainActivities:
         )
         return (wallets[index] if index is not None else None), attempts
 
-    @activity.defn(name="quote_fees")
+    @activity.defn(name=names.QUOTE_FEES_ACTIVITY)
     @redacted
     async def quote_fees(self, chain: str) -> FeeQuote:
         client = await self._client(chain)
@@ -444,7 +438,7 @@ class ChainActivities:
             max_priority_fee_per_gas=quote.max_priority_fee_per_gas,
         )
 
-    @activity.defn(name="read_wallet_nonces")
+    @activity.defn(name=names.READ_WALLET_NONCES_ACTIVITY)
     @redacted
     async def read_wallet_nonces(self, inp: str | WalletNoncesInput) -> WalletNonces:
         """The wallet's latest and pending nonce: the highest answer of the healthy nodes (a
@@ -524,7 +518,7 @@ class ChainActivities:
             )
         return signer.sign(fields, wallet)
 
-    @activity.defn(name="sign_and_broadcast")
+    @activity.defn(name=names.SIGN_AND_BROADCAST_ACTIVITY)
     @redacted
     async def sign_and_broadcast(self, inp: BroadcastInput) -> BroadcastResult:
         """Sign the fixed fields with the sender's key (same bytes and hash on every retry) and
@@ -560,7 +554,7 @@ class ChainActivities:
         else:
             handle = activity.client().get_workflow_handle(info.workflow_id)
             try:
-                state = await handle.query("state", result_type=PaymentState)
+                state = await handle.query(names.STATE_QUERY, result_type=PaymentState)
             except Exception as exc:
                 why = f"its state query failed: {type(exc).__name__}"
         if state is not None and state.hot_wallet:
@@ -669,7 +663,7 @@ class ChainActivities:
         tagged = await client.w3.eth.get_block(tag)
         return int(tagged["number"]) >= number
 
-    @activity.defn(name="await_transaction")
+    @activity.defn(name=names.AWAIT_TRANSACTION_ACTIVITY)
     @redacted
     async def await_transaction(self, inp: AwaitInput) -> AwaitResult:
         """Wait (heartbeating) until one of our hashes for the nonce has the confirmations on the

@@ -24,6 +24,7 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.redaction import redacted
+from offramp.chain import names
 from offramp.chain.models import (
     BalancesInput,
     HotWalletInput,
@@ -32,7 +33,6 @@ from offramp.chain.models import (
     NonceReserveInput,
     NonceReserveOutcome,
     PaymentLookup,
-    RejectionCode,
     Reservation,
     ReserveResult,
     TxAttempt,
@@ -40,14 +40,14 @@ from offramp.chain.models import (
     WalletPolicy,
     WorkflowClosedInput,
 )
-from offramp.chain.rpc import ChainRuntime, ChainUnavailable, encode_balance_of
-from workflows.hot_wallet import (
+from offramp.chain.names import (
     ERR_DAILY_CAP,
     ERR_IN_FLIGHT_LIMIT,
     ERR_PAUSED,
     ERR_RELEASED,
-    HotWalletWorkflow,
 )
+from offramp.chain.rpc import ChainRuntime, ChainUnavailable, encode_balance_of
+from offramp.rejections import RejectReason
 
 
 def _wait_delay(attempt: int) -> timedelta:
@@ -100,13 +100,20 @@ async def previous_hold(
 async def _lookup(client: Client, wallet_workflow_id: str, payment_id: str) -> PaymentLookup | None:
     handle = client.get_workflow_handle(wallet_workflow_id)
     try:
-        return await handle.query(HotWalletWorkflow.payment_lookup, payment_id)
+        lookup: PaymentLookup = await handle.query(
+            names.PAYMENT_LOOKUP_QUERY, payment_id, result_type=PaymentLookup
+        )
+        return lookup
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             return None  # no entity for this wallet yet: nothing was ever reserved there
         raise
     except WorkflowQueryFailedError:  # an entity still on a worker without `payment_lookup`
-        reservation = await handle.query(HotWalletWorkflow.reservation, payment_id)
+        reservation = await handle.query(
+            names.RESERVATION_QUERY,
+            payment_id,
+            result_type=Reservation | None,  # type: ignore[arg-type]
+        )
         return PaymentLookup(
             reservation=reservation if isinstance(reservation, Reservation) else None
         )
@@ -141,7 +148,7 @@ class HotWalletActivities:
             funds_recheck_seconds=config.funds_recheck_seconds,
         )
 
-    @activity.defn(name="request_nonce")
+    @activity.defn(name=names.REQUEST_NONCE_ACTIVITY)
     async def request_nonce(self, inp: NonceRequestInput) -> None:
         """Signal-with-start `request_nonce` on the entity (created lazily). The answer comes
         back to the payment as the signal `nonce_answer`; asking again is harmless."""
@@ -153,17 +160,17 @@ class HotWalletActivities:
             )
         request = inp.request.model_copy(update=update)
         await activity.client().start_workflow(
-            HotWalletWorkflow.run,
+            names.HOT_WALLET_WORKFLOW,
             HotWalletInput(params=inp.params),
             id=inp.wallet_workflow_id,
             task_queue=activity.info().task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            start_signal="request_nonce",
+            start_signal=names.REQUEST_NONCE_SIGNAL,
             start_signal_args=[request],
             static_summary=f"hot wallet {inp.params.address} on {inp.params.chain}",
         )
 
-    @activity.defn(name="read_wallet_balances")
+    @activity.defn(name=names.READ_WALLET_BALANCES_ACTIVITY)
     @redacted
     async def read_wallet_balances(self, inp: BalancesInput) -> WalletBalances:
         """Redacted like the chain activities: no RPC URL reaches the failure (or history)."""
@@ -187,12 +194,12 @@ class HotWalletActivities:
             tokens[token.lower()] = int.from_bytes(bytes(raw), "big") if raw else 0
         return WalletBalances(native_wei=native, tokens=tokens)
 
-    @activity.defn(name="reserve_nonce")
+    @activity.defn(name=names.RESERVE_NONCE_ACTIVITY)
     async def reserve_nonce(self, inp: NonceReserveInput) -> NonceReserveOutcome:
         """Old protocol (payment runs started before `nonce-by-signal`): update-with-start."""
         client = activity.client()
-        start = WithStartWorkflowOperation(
-            HotWalletWorkflow.run,
+        start: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
+            names.HOT_WALLET_WORKFLOW,
             HotWalletInput(params=inp.params),
             id=inp.wallet_workflow_id,
             task_queue=activity.info().task_queue,
@@ -201,14 +208,17 @@ class HotWalletActivities:
         )
         try:
             result: ReserveResult = await client.execute_update_with_start_workflow(
-                "reserve", inp.request, start_workflow_operation=start, result_type=ReserveResult
+                names.RESERVE_UPDATE,
+                inp.request,
+                start_workflow_operation=start,
+                result_type=ReserveResult,
             )
         except WorkflowUpdateFailedError as exc:
             cause = exc.cause
             if isinstance(cause, ApplicationError):
                 if cause.type == ERR_DAILY_CAP:
                     return NonceReserveOutcome(
-                        rejection_code=RejectionCode.DAILY_CAP, reason=cause.message
+                        rejection_code=RejectReason.DAILY_CAP, reason=cause.message
                     )
                 if cause.type in (ERR_IN_FLIGHT_LIMIT, ERR_PAUSED):
                     raise ApplicationError(
@@ -233,7 +243,7 @@ class HotWalletActivities:
             raise
         return NonceReserveOutcome(nonce=result.nonce)
 
-    @activity.defn(name="workflow_closed")
+    @activity.defn(name=names.WORKFLOW_CLOSED_ACTIVITY)
     async def workflow_closed(self, inp: WorkflowClosedInput) -> bool:
         """Whether a (payment) workflow has closed, or never existed."""
         try:

@@ -23,6 +23,7 @@ from offramp.orders.models import (
     CheckSellOrderInput,
     PaymentOutcomeQuery,
 )
+from offramp.providers import adapter
 
 PAYMENT_POLL_INTERVAL = timedelta(seconds=10)
 
@@ -42,9 +43,11 @@ class OrderActivities:
 
     @activity.defn(name=CHECK_SELL_ORDER_ACTIVITY)
     async def check_sell_order(self, input: CheckSellOrderInput) -> CheckResult:
-        result = check_order(input.order, input.request, self._chains, self._own_wallets)
+        # The provider's order, normalised by its adapter: the checks know no provider.
+        snapshot = adapter(input.provider).snapshot(input.order)
+        result = check_order(snapshot, input.request, self._chains, self._own_wallets)
         if result.rejection is not None:
-            activity.logger.info("order %s rejected: %s", input.order.id, result.rejection)
+            activity.logger.info("order %s rejected: %s", snapshot.order_id, result.rejection)
         return result
 
     @activity.defn(name=PAYMENT_OUTCOME_ACTIVITY)

@@ -9,6 +9,7 @@ cluster or Temporal Cloud unchanged.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -71,6 +72,20 @@ class AssetConfig(BaseModel):
     @property
     def is_native(self) -> bool:
         return self.address is None
+
+    def over_order_cap(self, amount: Decimal) -> bool:
+        """The per-order cap rule, for the order check and the payment preflight alike."""
+        return amount > self.per_order_cap
+
+
+def find_asset(assets: Mapping[str, AssetConfig], symbol: str) -> AssetConfig | None:
+    """The allow-listed asset `symbol` names: by exact key, else by the one key equal ignoring
+    case. The one lookup rule, for the order check and the payment preflight alike."""
+    asset = assets.get(symbol)
+    if asset is None:
+        matches = [a for key, a in assets.items() if key.lower() == symbol.lower()]
+        asset = matches[0] if len(matches) == 1 else None
+    return asset
 
 
 # Confirmation depth per known chain id when `confirmations` is not configured (see README,

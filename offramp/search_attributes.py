@@ -11,6 +11,8 @@ from typing import Any
 from temporalio.common import SearchAttributeKey
 
 ORDER_ID = SearchAttributeKey.for_keyword("OrderId")
+# Whose order it is (`kado`, ...): set when the order is started, never upserted.
+PROVIDER = SearchAttributeKey.for_keyword("Provider")
 STAGE = SearchAttributeKey.for_keyword("Stage")
 TRANSFER_STATUS = SearchAttributeKey.for_keyword("TransferStatus")
 CHAIN = SearchAttributeKey.for_keyword("Chain")
@@ -23,6 +25,7 @@ NEEDS_ATTENTION = SearchAttributeKey.for_bool("NeedsAttention")
 
 ALL: tuple[SearchAttributeKey[Any], ...] = (
     ORDER_ID,
+    PROVIDER,
     STAGE,
     TRANSFER_STATUS,
     CHAIN,

@@ -9,15 +9,16 @@ from temporalio import activity
 
 from activities.chain import ChainActivities
 from activities.hot_wallet import HotWalletActivities
-from activities.kado import KadoActivities
 from activities.orders import OrderActivities
+from activities.provider import ProviderActivities
 from offramp.config import WorkerRole
+from offramp.providers import adapter
 from offramp.task_queues import KEY_ACTIVITIES, SIGNER_QUEUE_ACTIVITIES
 from worker import roles
 from worker.resources import WorkerResources
 from workflows.hot_wallet import HotWalletWorkflow
+from workflows.order.workflow import SellOrderWorkflow
 from workflows.payment import NonceFillWorkflow, PaymentWorkflow
-from workflows.sell_order import SellOrderWorkflow
 
 
 def workflows() -> Sequence[type]:
@@ -37,8 +38,8 @@ def activities(resources: WorkerResources) -> Sequence[Callable[..., Any]]:
     if resources.chains is not None:
         registered += ChainActivities(resources.chains).all()
         registered += HotWalletActivities(resources.chains).all()
-    if resources.kado is not None:
-        registered += KadoActivities(resources.kado).all()
+    for name, client in resources.providers.items():
+        registered += ProviderActivities(adapter(name), client).all()
     return registered
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from offramp.chain.rpc import ChainRuntime
 from offramp.config import EngineSettings
-from offramp.kado.client import KadoClient
+from offramp.providers import ADAPTERS, ProviderClient
 from worker import roles
 
 
@@ -18,8 +18,9 @@ class WorkerResources:
     # Per-chain web3 clients and the hot wallet signer; each chain's eth_chainId is checked at
     # start and a chain that differs from its configuration is refused (logged, never served).
     chains: ChainRuntime | None = None
-    # Kado order-status client (connection pool shared by all Kado activities).
-    kado: KadoClient | None = None
+    # Each provider's order-status client, by provider name (one connection pool per provider,
+    # shared by its activities).
+    providers: dict[str, ProviderClient] = field(default_factory=dict)
 
     @classmethod
     async def create(cls, settings: EngineSettings) -> WorkerResources:
@@ -29,8 +30,10 @@ class WorkerResources:
             settings, require_signer=roles.holds_key(settings.worker_role)
         )
         resources.exit_stack.push_async_callback(resources.chains.aclose)
-        resources.kado = KadoClient.from_settings(settings)
-        resources.exit_stack.push_async_callback(resources.kado.aclose)
+        for name, provider in ADAPTERS.items():
+            client = provider.client_from_settings(settings)
+            resources.providers[name] = client
+            resources.exit_stack.push_async_callback(client.aclose)
         return resources
 
     async def aclose(self) -> None:

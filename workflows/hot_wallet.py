@@ -32,6 +32,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
+    from offramp.chain import names
     from offramp.chain.models import (
         BalancesInput,
         FillRequest,
@@ -44,7 +45,6 @@ with workflow.unsafe.imports_passed_through():
         NonceSettledSignal,
         PaymentLookup,
         RecentReservation,
-        RejectionCode,
         ReleaseSignal,
         Reservation,
         ReservationKind,
@@ -62,11 +62,13 @@ with workflow.unsafe.imports_passed_through():
         nonce_fill_workflow_id,
         payment_workflow_id,
     )
+    from offramp.rejections import RejectReason
 
-ERR_DAILY_CAP = "DailyCapExceeded"
-ERR_IN_FLIGHT_LIMIT = "InFlightLimit"
-ERR_PAUSED = "WalletPaused"
-ERR_RELEASED = "NonceReleased"
+# Error types of the updates (offramp/chain/names.py), re-exported for tests.
+ERR_DAILY_CAP = names.ERR_DAILY_CAP
+ERR_IN_FLIGHT_LIMIT = names.ERR_IN_FLIGHT_LIMIT
+ERR_PAUSED = names.ERR_PAUSED
+ERR_RELEASED = names.ERR_RELEASED
 
 _LOG_LIMIT = 100
 _KEEP_FINAL = timedelta(days=2)
@@ -246,7 +248,10 @@ class HotWalletWorkflow:
         if capped:
             raise ApplicationError(capped, type=ERR_DAILY_CAP, non_retryable=True)
 
-    @workflow.update(description="Old protocol: reserve the next nonce (idempotent by payment id)")
+    @workflow.update(
+        name=names.RESERVE_UPDATE,
+        description="Old protocol: reserve the next nonce (idempotent by payment id)",
+    )
     async def reserve(self, req: ReserveRequest) -> ReserveResult:
         await workflow.wait_condition(lambda: self.state.next_nonce is not None)
         async with self._lock:
@@ -263,7 +268,10 @@ class HotWalletWorkflow:
 
     # --- the signal protocol: request_nonce -> queue -> admission -> nonce_answer ------------
 
-    @workflow.signal(description="A payment asks for its nonce (answered with `nonce_answer`)")
+    @workflow.signal(
+        name=names.REQUEST_NONCE_SIGNAL,
+        description="A payment asks for its nonce (answered with `nonce_answer`)",
+    )
     def request_nonce(self, req: NonceRequest) -> None:
         if req.policy is not None:
             self.state.policy = req.policy
@@ -395,7 +403,7 @@ class HotWalletWorkflow:
                 self._answer(
                     req,
                     NonceAnswerKind.REJECTED,
-                    rejection_code=RejectionCode.DAILY_CAP,
+                    rejection_code=RejectReason.DAILY_CAP,
                     reason=capped,
                 )
                 continue
@@ -411,7 +419,7 @@ class HotWalletWorkflow:
                 self._answer(
                     req,
                     NonceAnswerKind.REJECTED,
-                    rejection_code=RejectionCode.INSUFFICIENT_BALANCE,
+                    rejection_code=RejectReason.INSUFFICIENT_BALANCE,
                     reason=short,
                 )
                 continue
@@ -470,7 +478,9 @@ class HotWalletWorkflow:
 
     # --- what payments report -------------------------------------------------------------------
 
-    @workflow.signal(description="A payment broadcast a hash for its nonce")
+    @workflow.signal(
+        name=names.TX_BROADCAST_SIGNAL, description="A payment broadcast a hash for its nonce"
+    )
     def tx_broadcast(self, sig: TxBroadcastSignal) -> None:
         r = self.state.reservations.get(sig.payment_id)
         if r is None or r.nonce != sig.nonce:
@@ -489,7 +499,10 @@ class HotWalletWorkflow:
             self._attention(f"nonce {r.nonce} was abandoned, yet {sig.payment_id} broadcast")
         r.updated_at = self._now()
 
-    @workflow.signal(description="A nonce's fate is known (confirmed, reverted, conflict, filled)")
+    @workflow.signal(
+        name=names.NONCE_SETTLED_SIGNAL,
+        description="A nonce's fate is known (confirmed, reverted, conflict, filled)",
+    )
     def nonce_settled(self, sig: NonceSettledSignal) -> None:
         r = self.state.reservations.get(sig.payment_id)
         if r is None or r.nonce != sig.nonce:
@@ -543,7 +556,9 @@ class HotWalletWorkflow:
         self._log(f"nonce {r.nonce} abandoned by {payment_id}: {reason}")
         return True
 
-    @workflow.signal(description="A payment will never send with its nonce: fill it")
+    @workflow.signal(
+        name=names.RELEASE_SIGNAL, description="A payment will never send with its nonce: fill it"
+    )
     def release(self, sig: ReleaseSignal) -> None:
         before = len(self.state.queue)
         self.state.queue = [q for q in self.state.queue if q.payment_id != sig.payment_id]
@@ -555,34 +570,40 @@ class HotWalletWorkflow:
             if known is not None and known[1] is not ReservationStatus.ABANDONED:
                 self._attention(f"release of {sig.payment_id} ignored: {known[1].value}")
 
-    @workflow.update(description="Operator: declare a reserved, never broadcast nonce abandoned")
+    @workflow.update(
+        name=names.ABANDON_UPDATE,
+        description="Operator: declare a reserved, never broadcast nonce abandoned",
+    )
     def abandon(self, payment_id: str) -> bool:
         return self._abandon(payment_id, "abandoned by an operator")
 
     # --- operators ------------------------------------------------------------------------------
 
-    @workflow.update(description="Stop handing out nonces (payments wait)")
+    @workflow.update(name=names.PAUSE_UPDATE, description="Stop handing out nonces (payments wait)")
     def pause(self, reason: str) -> WalletSummary:
         self.state.paused = True
         self.state.pause_reason = reason or None
         self._log(f"paused: {reason}")
         return self._summary()
 
-    @workflow.update(description="Hand out nonces again")
+    @workflow.update(name=names.RESUME_UPDATE, description="Hand out nonces again")
     def resume(self) -> WalletSummary:
         self.state.paused = False
         self.state.pause_reason = None
         self._log("resumed")
         return self._summary()
 
-    @workflow.update(description="Compare with the chain's nonces now")
+    @workflow.update(name=names.RECONCILE_UPDATE, description="Compare with the chain's nonces now")
     async def reconcile(self) -> WalletSummary:
         await workflow.wait_condition(lambda: self.state.next_nonce is not None)
         async with self._lock:
             await self._reconcile()
         return self._summary()
 
-    @workflow.update(description="Operator: set next_nonce (the only way it goes down)")
+    @workflow.update(
+        name=names.SET_NONCE_UPDATE,
+        description="Operator: set next_nonce (the only way it goes down)",
+    )
     def set_nonce(self, req: SetNonceRequest) -> WalletSummary:
         old = self.state.next_nonce
         self.state.next_nonce = req.nonce
@@ -601,7 +622,10 @@ class HotWalletWorkflow:
         if not req.reason.strip():
             raise ApplicationError("a reason is required", non_retryable=True)
 
-    @workflow.query(description="One payment's reservation (nonce, status, signed attempts)")
+    @workflow.query(
+        name=names.RESERVATION_QUERY,
+        description="One payment's reservation (nonce, status, signed attempts)",
+    )
     def reservation(self, payment_id: str) -> Reservation | None:
         r = self.state.reservations.get(payment_id)
         if r is not None:
@@ -622,7 +646,10 @@ class HotWalletWorkflow:
             attempts=[old.attempt] if old.attempt else [],
         )
 
-    @workflow.query(description="What this wallet knows of a payment: reservation, or queued")
+    @workflow.query(
+        name=names.PAYMENT_LOOKUP_QUERY,
+        description="What this wallet knows of a payment: reservation, or queued",
+    )
     def payment_lookup(self, payment_id: str) -> PaymentLookup:
         return PaymentLookup(
             reservation=self.reservation(payment_id),
@@ -635,7 +662,10 @@ class HotWalletWorkflow:
     def get_state(self) -> HotWalletState:
         return self.state
 
-    @workflow.query(description="Small summary: next nonce, in flight, queued, attention")
+    @workflow.query(
+        name=names.SUMMARY_QUERY,
+        description="Small summary: next nonce, in flight, queued, attention",
+    )
     def summary(self) -> WalletSummary:
         return self._summary()
 

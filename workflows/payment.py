@@ -39,7 +39,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from offramp.chain import fees
+    from offramp.chain import fees, names
     from offramp.chain.models import (
         AwaitInput,
         AwaitKind,
@@ -66,7 +66,6 @@ with workflow.unsafe.imports_passed_through():
         PaymentStatus,
         PreflightAccepted,
         PreflightResult,
-        RejectionCode,
         ReleaseSignal,
         ReservationStatus,
         ReserveRequest,
@@ -78,6 +77,7 @@ with workflow.unsafe.imports_passed_through():
         TxTemplate,
     )
     from offramp.observability import order_metrics
+    from offramp.rejections import RejectReason
     from offramp.task_queues import signer_task_queue
 
 _PREFLIGHT_TIMEOUT = timedelta(seconds=60)
@@ -168,7 +168,7 @@ class _Sender:
 
     async def _quote(self) -> FeeQuote:
         quote: FeeQuote = await workflow.execute_activity(
-            "quote_fees",
+            names.QUOTE_FEES_ACTIVITY,
             self.chain,
             result_type=FeeQuote,
             start_to_close_timeout=timedelta(seconds=self.tuning.rpc_timeout_seconds),
@@ -186,7 +186,7 @@ class _Sender:
     async def _send(self, fields: TxFields) -> BroadcastResult:
         # The activity's input (every field) is in history before anything is signed.
         result: BroadcastResult = await workflow.execute_activity(
-            "sign_and_broadcast",
+            names.SIGN_AND_BROADCAST_ACTIVITY,
             BroadcastInput(chain=self.chain, fields=fields, sender=self.sender),
             result_type=BroadcastResult,
             task_queue=_signer_queue(),
@@ -220,7 +220,7 @@ class _Sender:
             )
             await self.progress()
             await self._signal_wallet(
-                "tx_broadcast",
+                names.TX_BROADCAST_SIGNAL,
                 TxBroadcastSignal(
                     payment_id=self.payment_id,
                     nonce=fields.nonce,
@@ -314,7 +314,7 @@ class _Sender:
         activity re-sends the latest attempt itself (same bytes) while the node lacks it."""
         resend = self.state.attempts[-1].fields if bounded else None
         result: AwaitResult = await workflow.execute_activity(
-            "await_transaction",
+            names.AWAIT_TRANSACTION_ACTIVITY,
             AwaitInput(
                 chain=self.chain,
                 sender=self.sender,
@@ -396,7 +396,7 @@ def _settled_status(kind: AwaitKind) -> ReservationStatus:
     }.get(kind, ReservationStatus.CONFLICT)
 
 
-@workflow.defn(name="Payment")
+@workflow.defn(name=names.PAYMENT_WORKFLOW)
 class PaymentWorkflow:
     """Pay once. Start as a child with id `payment_workflow_id(payment_id)`; the result is a
     PaymentOutcome. Query `state` for the stage, `nonce_reserved` and `tx_may_exist`."""
@@ -409,7 +409,9 @@ class PaymentWorkflow:
         self._settled: ReservationStatus | None = None
         self._settled_hashes: list[str] = []
 
-    @workflow.signal(description="The hot wallet's answer to request_nonce")
+    @workflow.signal(
+        name=names.NONCE_ANSWER_SIGNAL, description="The hot wallet's answer to request_nonce"
+    )
     def nonce_answer(self, answer: NonceAnswer) -> None:
         # Only the wallet this run asks: a late answer of another pool wallet (an earlier run
         # asked it) must never give this run a nonce of that wallet.
@@ -419,7 +421,7 @@ class PaymentWorkflow:
         ):
             self._answer = answer
 
-    @workflow.query(name="state", description="Stage, nonce, every tx attempt, events")
+    @workflow.query(name=names.STATE_QUERY, description="Stage, nonce, every tx attempt, events")
     def get_state(self) -> PaymentState:
         return self.state
 
@@ -448,7 +450,7 @@ class PaymentWorkflow:
     @workflow.run
     async def run(self, request: PaymentRequest) -> PaymentOutcome:
         preflight = await workflow.execute_activity(
-            "payment_preflight",
+            names.PAYMENT_PREFLIGHT_ACTIVITY,
             request,
             result_type=PreflightResult,
             start_to_close_timeout=_PREFLIGHT_TIMEOUT,
@@ -482,14 +484,15 @@ class PaymentWorkflow:
                 raise
             # Cancelled before anything was signed: give the nonce back (if it was taken).
             await workflow.get_external_workflow_handle(accepted.hot_wallet_workflow_id).signal(
-                "release", ReleaseSignal(payment_id=request.payment_id, reason="cancelled")
+                names.RELEASE_SIGNAL,
+                ReleaseSignal(payment_id=request.payment_id, reason="cancelled"),
             )
             return self._outcome(PaymentStatus.CANCELLED, reason="cancelled before sending", **base)
         if reserved.nonce is None:
             return self._outcome(
                 PaymentStatus.REJECTED,
                 reason=reserved.reason,
-                rejection_code=reserved.rejection_code or RejectionCode.DAILY_CAP,
+                rejection_code=reserved.rejection_code or RejectReason.DAILY_CAP,
                 **base,
             )
         # From here on a transaction may exist: a cancellation no longer stops the payment.
@@ -538,7 +541,7 @@ class PaymentWorkflow:
         }[result.kind]
         try:
             await workflow.get_external_workflow_handle(accepted.hot_wallet_workflow_id).signal(
-                "nonce_settled",
+                names.NONCE_SETTLED_SIGNAL,
                 NonceSettledSignal(
                     payment_id=request.payment_id,
                     nonce=reserved.nonce,
@@ -571,7 +574,7 @@ class PaymentWorkflow:
     ) -> NonceReserveOutcome:
         """The old protocol, for runs started before `nonce-by-signal`: update-with-start."""
         reserved: NonceReserveOutcome = await workflow.execute_activity(
-            "reserve_nonce",
+            names.RESERVE_NONCE_ACTIVITY,
             NonceReserveInput(
                 params=self._wallet_params(accepted),
                 wallet_workflow_id=accepted.hot_wallet_workflow_id,
@@ -627,7 +630,7 @@ class PaymentWorkflow:
         while True:
             if not asked:
                 await workflow.execute_activity(
-                    "request_nonce",
+                    names.REQUEST_NONCE_ACTIVITY,
                     ask,
                     start_to_close_timeout=timedelta(seconds=30),
                     retry_policy=_RPC_RETRY,
@@ -697,7 +700,7 @@ class PaymentWorkflow:
             )
         if answer.kind is NonceAnswerKind.REJECTED:
             return NonceReserveOutcome(
-                rejection_code=answer.rejection_code or RejectionCode.INSUFFICIENT_BALANCE,
+                rejection_code=answer.rejection_code or RejectReason.INSUFFICIENT_BALANCE,
                 reason=answer.reason,
             )
         self._settled = answer.settled
@@ -752,7 +755,7 @@ class PaymentWorkflow:
             self._event(f"could not signal the parent: {exc}")
 
 
-@workflow.defn(name="NonceFill")
+@workflow.defn(name=names.NONCE_FILL_WORKFLOW)
 class NonceFillWorkflow:
     """Use up an abandoned nonce with a 0-value transfer to the hot wallet itself."""
 
@@ -761,7 +764,7 @@ class NonceFillWorkflow:
         self.request = request
         self.state = PaymentState(payment_id=request.fill_id, nonce=request.nonce)
 
-    @workflow.query(name="state")
+    @workflow.query(name=names.STATE_QUERY)
     def get_state(self) -> PaymentState:
         return self.state
 
@@ -787,7 +790,7 @@ class NonceFillWorkflow:
             else f"0-value self-transfer {result.kind.value}"
         )
         await workflow.get_external_workflow_handle(request.wallet_workflow_id).signal(
-            "nonce_settled",
+            names.NONCE_SETTLED_SIGNAL,
             NonceSettledSignal(
                 payment_id=request.fill_id,
                 nonce=request.nonce,

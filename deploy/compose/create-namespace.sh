@@ -7,6 +7,7 @@ temporal operator namespace describe --namespace "$NS" >/dev/null 2>&1 \
   || temporal operator namespace create --namespace "$NS" --retention 30d
 for attr in \
   OrderId=Keyword \
+  Provider=Keyword \
   Stage=Keyword \
   TransferStatus=Keyword \
   Chain=Keyword \

@@ -27,9 +27,11 @@ from offramp.orders.models import (
     SellOrderInput,
     SellOrderResult,
     Stage,
+    order_payment_id,
     workflow_id_for,
 )
 from offramp.orders.starter import start_sell_order
+from offramp.providers import DEFAULT_PROVIDER
 from offramp.simulator.admin import SimulatorAdmin
 
 USER_REF = "bench-user"
@@ -161,7 +163,9 @@ async def activity_counts(
         return sum(1 for e in history.events if e.event_type == scheduled)
 
     orders = [await count(workflow_id_for(o)) for o in settled]
-    payments = [await count(payment_workflow_id(f"kado-{o}")) for o in settled]
+    payments = [
+        await count(payment_workflow_id(order_payment_id(DEFAULT_PROVIDER, o))) for o in settled
+    ]
     return ActivityCounts(order=round(median(orders)), payment=round(median(payments)))
 
 

@@ -1,11 +1,13 @@
-"""Strict recipient address checks, shared by the payment preflight and the sell-order workflow."""
+"""Address checks: strict recipients (the payment preflight, the sell-order workflow) and the
+optional addresses of provider orders and order inputs (`validate_address`)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Any
 
-from eth_utils.address import is_checksum_address, to_checksum_address
+from eth_utils.address import is_address, is_checksum_address, to_checksum_address
 
 ZERO_ADDRESS = "0x" + "0" * 40
 _HEX_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
@@ -40,3 +42,21 @@ def validate_recipient(
     if address.lower() in {a.lower() for a in forbidden}:
         raise InvalidAddress(f"{address} is not allowed as a recipient")
     return address
+
+
+def validate_address(value: Any) -> str | None:
+    """A 20-byte hex address, EIP-55 checksum verified when mixed case; "" and None mean absent."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError("must be a hex address string")
+    text = value.strip()
+    if not text:
+        return None
+    if not text.startswith("0x") or not is_address(text):
+        raise ValueError("is not a 0x-prefixed 20-byte hex address")
+    digits = text[2:]
+    # eth_utils 6's is_address does not verify the checksum of a mixed-case address: do it here.
+    if digits != digits.lower() and digits != digits.upper() and not is_checksum_address(text):
+        raise ValueError("has a wrong EIP-55 checksum")
+    return to_checksum_address(text)

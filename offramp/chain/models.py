@@ -13,6 +13,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from offramp.rejections import RejectReason
+
 PAYMENT_WORKFLOW_ID_PREFIX = "payment-"
 
 
@@ -84,18 +86,9 @@ class PaymentStatus(StrEnum):
         )
 
 
-class RejectionCode(StrEnum):
-    CHAIN_NOT_CONFIGURED = "chain_not_configured"
-    CHAIN_NOT_SERVED = "chain_not_served"
-    ASSET_NOT_ALLOWED = "asset_not_allowed"
-    TOKEN_MISMATCH = "token_mismatch"
-    INVALID_AMOUNT = "invalid_amount"
-    AMOUNT_OVER_CAP = "amount_over_cap"
-    INVALID_RECIPIENT = "invalid_recipient"
-    INSUFFICIENT_BALANCE = "insufficient_balance"
-    WOULD_REVERT = "would_revert"
-    FEE_ABOVE_CAP = "fee_above_cap"
-    DAILY_CAP = "daily_cap"
+# The payment's refusals use the one rejection vocabulary (offramp/rejections.py); the old name
+# stays importable.
+RejectionCode = RejectReason
 
 
 class TxFields(_Model):
@@ -128,7 +121,7 @@ class PaymentOutcome(_Model):
     payment_id: str
     status: PaymentStatus
     reason: str | None = None
-    rejection_code: RejectionCode | None = None
+    rejection_code: RejectReason | None = None
     chain: str
     chain_id: int | None = None
     asset: str
@@ -256,7 +249,7 @@ class PreflightAccepted(_Model):
 
 class PreflightResult(_Model):
     accepted: PreflightAccepted | None = None
-    rejection_code: RejectionCode | None = None
+    rejection_code: RejectReason | None = None
     reason: str | None = None
 
 
@@ -535,7 +528,7 @@ class NonceAnswer(_Model):
         default=None, description="the nonce is already final (a re-run of a settled payment)"
     )
     tx_hashes: list[str] = Field(default_factory=list)
-    rejection_code: RejectionCode | None = None
+    rejection_code: RejectReason | None = None
     reason: str | None = None
     wallet_workflow_id: str | None = Field(
         default=None, description="the answering entity: a payment ignores other wallets' answers"
@@ -603,7 +596,7 @@ class NonceReserveInput(_Model):
 
 class NonceReserveOutcome(_Model):
     nonce: int | None = None
-    rejection_code: RejectionCode | None = None
+    rejection_code: RejectReason | None = None
     reason: str | None = None
 
 

@@ -345,7 +345,7 @@ async def wait_for_fee_bump(engine: Engine, order: DemoOrder) -> None:
     """Until the order's payment signed a second (fee-bumped) transaction; bounded."""
     from offramp.chain.models import PaymentState, payment_workflow_id
 
-    payment = engine.client.get_workflow_handle(payment_workflow_id(f"kado-{order.order_id}"))
+    payment = engine.client.get_workflow_handle(payment_workflow_id(order.request.payment_id))
     deadline = time.monotonic() + FEE_BUMP_WAIT_SECONDS
     while not order.done and time.monotonic() < deadline:
         with suppress(RPCError):  # the payment child is not started yet

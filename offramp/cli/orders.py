@@ -25,6 +25,7 @@ from offramp.config import DEFAULT_TASK_QUEUE
 from offramp.orders.models import Decision, SellOrderInput
 from offramp.orders.render import list_query
 from offramp.orders.starter import start_sell_order
+from offramp.providers import DEFAULT_PROVIDER
 from offramp.temporal_client import connect
 from offramp.validation import describe
 
@@ -61,6 +62,7 @@ def start(
     wallet_address: Annotated[str | None, typer.Option(help="expected walletAddress")] = None,
     task_queue: TaskQueueOpt = DEFAULT_TASK_QUEUE,
     wait: Annotated[bool, typer.Option(help="wait for the result")] = False,
+    provider: Annotated[str, typer.Option(help="whose order it is")] = DEFAULT_PROVIDER,
     as_json: JsonOpt = False,
 ) -> None:
     """Start a sell order (or show the one already started for this order with the same input;
@@ -69,6 +71,7 @@ def start(
     try:
         request = SellOrderInput(
             order_id=ref.order_id,
+            provider=provider,
             user_ref=user_ref,
             wallet_address=wallet_address,
             max_amount=_decimal(max_amount, "max_amount"),

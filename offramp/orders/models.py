@@ -10,7 +10,7 @@ import re
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
 from pydantic import (
     AfterValidator,
@@ -18,24 +18,48 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     WithJsonSchema,
+    model_serializer,
     model_validator,
 )
 
-from offramp.kado.models import KadoOrder, validate_address
+from offramp.chain.addresses import validate_address
+from offramp.orders.names import CHECK_SELL_ORDER_ACTIVITY as CHECK_SELL_ORDER_ACTIVITY
+from offramp.orders.names import PAYMENT_CLOSED_WITHOUT_OUTCOME as PAYMENT_CLOSED_WITHOUT_OUTCOME
+from offramp.orders.names import PAYMENT_OUTCOME_ACTIVITY as PAYMENT_OUTCOME_ACTIVITY
+from offramp.orders.names import WORKFLOW_TYPE as WORKFLOW_TYPE
+from offramp.providers import ADAPTERS, DEFAULT_PROVIDER
+from offramp.rejections import RejectReason as RejectReason
 
-WORKFLOW_TYPE: Final = "SellOrderWorkflow"
-CHECK_SELL_ORDER_ACTIVITY: Final = "check_sell_order"
-PAYMENT_OUTCOME_ACTIVITY: Final = "payment_outcome"
-# Error type of PAYMENT_OUTCOME_ACTIVITY: the payment workflow closed without a result.
-PAYMENT_CLOSED_WITHOUT_OUTCOME: Final = "PaymentClosedWithoutOutcome"
-WORKFLOW_ID_PREFIX: Final = "kado-sell-"
+# The order workflow's id: `<provider>-sell-<orderId>` (Kado's orders: `kado-sell-<orderId>`).
+WORKFLOW_ID_PREFIX: Final = f"{DEFAULT_PROVIDER}-sell-"
 ORDER_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 _ORDER_ID_RE: Final = re.compile(ORDER_ID_PATTERN)
 
 
-def workflow_id_for(order_id: str) -> str:
-    return f"{WORKFLOW_ID_PREFIX}{order_id}"
+def workflow_id_for(order_id: str, provider: str = DEFAULT_PROVIDER) -> str:
+    return f"{provider}-sell-{order_id}"
+
+
+def order_payment_id(provider: str, order_id: str) -> str:
+    """The payment id of an order (the payment workflow's id is derived from it): the one place
+    it is built. Kado's orders: `kado-<orderId>`."""
+    return f"{provider}-{order_id}"
+
+
+def _without_default_provider(data: Any) -> Any:
+    """Kado's payloads stay as they were before providers existed (old workers and committed
+    histories know no `provider`): the field is written only for another provider."""
+    if isinstance(data, dict) and data.get("provider") == DEFAULT_PROVIDER:
+        return {k: v for k, v in data.items() if k != "provider"}
+    return data
+
+
+def _known_provider(value: str) -> str:
+    if value not in ADAPTERS:
+        raise ValueError(f"is not a known provider ({', '.join(sorted(ADAPTERS))})")
+    return value
 
 
 def _order_id(value: str) -> str:
@@ -57,6 +81,11 @@ def _exact_decimal(value: object) -> object:
     return value
 
 
+ProviderName = Annotated[
+    str,
+    AfterValidator(_known_provider),
+    WithJsonSchema({"type": "string", "enum": sorted(ADAPTERS)}),
+]
 OrderId = Annotated[
     str,
     AfterValidator(_order_id),
@@ -88,6 +117,8 @@ class SellOrderInput(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     order_id: OrderId
+    # Whose order it is; orders started before providers existed are Kado's.
+    provider: ProviderName = DEFAULT_PROVIDER
     user_ref: str | None = Field(default=None, min_length=1, max_length=200)
     wallet_address: OptionalAddress = None
     max_amount: ExactAmount
@@ -105,6 +136,10 @@ class SellOrderInput(BaseModel):
     poll_initial_interval: timedelta = Field(default=timedelta(seconds=5), gt=timedelta(0))
     poll_max_interval: timedelta = Field(default=timedelta(minutes=1), gt=timedelta(0))
 
+    @model_serializer(mode="wrap")
+    def _serialize(self, handler: SerializerFunctionWrapHandler) -> Any:
+        return _without_default_provider(handler(self))
+
     @model_validator(mode="after")
     def _bound_to_requester(self) -> SellOrderInput:
         if self.user_ref is None and self.wallet_address is None:
@@ -113,7 +148,11 @@ class SellOrderInput(BaseModel):
 
     @property
     def workflow_id(self) -> str:
-        return workflow_id_for(self.order_id)
+        return workflow_id_for(self.order_id, self.provider)
+
+    @property
+    def payment_id(self) -> str:
+        return order_payment_id(self.provider, self.order_id)
 
 
 class Stage(StrEnum):
@@ -153,43 +192,6 @@ _TERMINAL = frozenset(
 PAYMENT_STAGES: Final = frozenset({Stage.FUNDING, Stage.CONFIRMING, Stage.TRACKING})
 
 
-class RejectReason(StrEnum):
-    """Why an order was rejected before anything was sent. Stable codes for backends."""
-
-    ORDER_NOT_FOUND = "order_not_found"
-    ORDER_MALFORMED = "order_malformed"
-    PROVIDER_REFUSED = "provider_refused"
-    NOT_A_SELL_ORDER = "not_a_sell_order"
-    USER_REF_MISMATCH = "user_ref_mismatch"
-    WALLET_MISMATCH = "wallet_address_mismatch"
-    UNSUPPORTED_CHAIN = "unsupported_chain"
-    CHAIN_ID_MISMATCH = "chain_id_mismatch"
-    ASSET_NOT_ALLOWED = "asset_not_allowed"
-    TOKEN_ADDRESS_MISMATCH = "token_address_mismatch"
-    TOKEN_DECIMALS_MISMATCH = "token_decimals_mismatch"
-    AMOUNT_INVALID = "amount_invalid"
-    AMOUNT_TOO_PRECISE = "amount_too_precise"
-    OVER_ORDER_CAP = "over_per_order_cap"
-    OVER_MAX_AMOUNT = "over_max_amount"
-    DEPOSIT_ADDRESS_INVALID = "deposit_address_invalid"
-    DEPOSIT_ADDRESS_OURS = "deposit_address_is_our_wallet"
-    ORDER_FAILED = "order_failed"
-    ORDER_EXPIRED = "order_expired"
-    ORDER_NOT_READY = "order_not_ready"
-    INSUFFICIENT_BALANCE = "insufficient_balance"
-    TRANSFER_WOULD_FAIL = "transfer_would_fail"
-    PAYMENT_REJECTED = "payment_rejected"
-    NOT_APPROVED = "not_approved"
-    APPROVAL_TIMED_OUT = "approval_timed_out"
-    ORDER_CHANGED = "order_changed_after_approval"
-    # The order's own fields disagree (self-consistency, checked before any nonce is taken).
-    ASSET_SYMBOL_MISMATCH = "asset_symbol_mismatch"
-    AMOUNT_UNIT_MISMATCH = "amount_unit_mismatch"
-    NATIVE_FLAG_MISMATCH = "native_flag_mismatch"
-    # The provider reports the crypto already in transit or received, and we have not paid.
-    ORDER_ALREADY_FUNDED = "order_already_funded"
-
-
 class Rejection(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -227,8 +229,16 @@ class PaymentOutcomeQuery(BaseModel):
 
 
 class CheckSellOrderInput(BaseModel):
-    order: KadoOrder
+    """`order` is the provider's order as its fetch activity returned it (for Kado a `KadoOrder`);
+    the check maps it to the normalised snapshot with the provider's adapter."""
+
+    order: Any
     request: SellOrderInput
+    provider: str = DEFAULT_PROVIDER
+
+    @model_serializer(mode="wrap")
+    def _serialize(self, handler: SerializerFunctionWrapHandler) -> Any:
+        return _without_default_provider(handler(self))
 
 
 class CheckResult(BaseModel):

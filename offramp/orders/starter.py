@@ -1,7 +1,9 @@
 """Starting sell orders: the Python helper for wallet backends.
 
 A second start for the same order returns the first one's handle: the workflow id is fixed per
-order (`kado-sell-<orderId>`) and duplicates are rejected, so a second start can never pay again.
+order (`<provider>-sell-<orderId>`, Kado's: `kado-sell-<orderId>`) and duplicates are rejected, so a
+second start can never pay again. The provider is a search attribute set here, at start (no upsert,
+so no billed action).
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from offramp import search_attributes as sa
 from offramp.config import DEFAULT_TASK_QUEUE
 from offramp.orders.models import WORKFLOW_TYPE, SellOrderInput, SellOrderResult, Stage
+from offramp.providers import adapter
 
 
 def static_summary(request: SellOrderInput) -> str:
-    return f"Kado SELL {request.order_id}"[:200]
+    return f"{adapter(request.provider).title} SELL {request.order_id}"[:200]
 
 
 def static_details(request: SellOrderInput) -> str:
@@ -34,7 +37,7 @@ def static_details(request: SellOrderInput) -> str:
         if part
     )
     return (
-        f"**Kado SELL order `{request.order_id}`**\n\n"
+        f"**{adapter(request.provider).title} SELL order `{request.order_id}`**\n\n"
         f"- bound to {binding}\n"
         f"- at most {request.max_amount} (whole units of the order's asset)\n"
     )
@@ -57,6 +60,7 @@ async def start_sell_order(
             search_attributes=TypedSearchAttributes(
                 [
                     SearchAttributePair(sa.ORDER_ID, request.order_id),
+                    SearchAttributePair(sa.PROVIDER, request.provider),
                     SearchAttributePair(sa.STAGE, Stage.RECEIVED.value),
                     SearchAttributePair(sa.NEEDS_ATTENTION, False),
                 ]

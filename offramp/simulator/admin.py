@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict
 
-from offramp.kado.models import loads_exact
+from offramp.providers.kado.models import loads_exact
 from offramp.simulator.faults import FaultConfig
 from offramp.simulator.jsonx import dumps_exact
 

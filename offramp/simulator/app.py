@@ -37,8 +37,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from offramp.chain.addresses import validate_address
 from offramp.devstack.chain import LOCAL_CHAIN_ID, LOCAL_CHAIN_NAME
-from offramp.kado.models import loads_exact, validate_address
+from offramp.providers.kado.models import loads_exact
 from offramp.simulator.faults import FaultConfig, FaultInjector, MalformedKind
 from offramp.simulator.jsonx import deep_merge, dumps_exact
 from offramp.simulator.orders import (

@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from offramp.chain.amounts import exact_base_units
-from offramp.kado.models import loads_exact
+from offramp.providers.kado.models import loads_exact
 from offramp.simulator.faults import FaultConfig
 from offramp.simulator.jsonx import deep_merge
 

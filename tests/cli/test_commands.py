@@ -158,6 +158,8 @@ async def test_start_twice_status_and_list_filters(
         client, list_query(stage="SETTLED", chain=LOCAL_CHAIN_NAME, asset="USDC"), order_id
     )
     await wait_listed(client, list_query(needs_attention=True), failing_id)
+    # The provider is a search attribute from the start (set by the starter, never upserted).
+    await wait_listed(client, "Provider = 'kado'", order_id)
     settled, attention, other_chain = await asyncio.gather(
         cli("list", *settled_filter, "--limit", "1000"),
         # An 80-column terminal: the order ids stay whole.

@@ -11,7 +11,7 @@ import httpx
 
 from offramp.devstack.chain import LocalChain
 from offramp.devstack.processes import ManagedProcess, free_port
-from offramp.kado.models import parse_envelope
+from offramp.providers.kado.models import parse_envelope
 from offramp.simulator.process import wait_simulator_ready
 from tests.cli.conftest import Cli, base_env
 

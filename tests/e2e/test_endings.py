@@ -18,8 +18,8 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from offramp.chain.models import payment_workflow_id
-from offramp.kado.models import WAIT_FOR_ORDER_CHANGE_ACTIVITY, WaitForOrderChangeInput
 from offramp.orders.models import PAYMENT_OUTCOME_ACTIVITY, SellOrderResult, SellOrderState, Stage
+from offramp.providers.kado.models import WAIT_FOR_ORDER_CHANGE_ACTIVITY, WaitForOrderChangeInput
 from offramp.simulator.admin import SimulatorAdmin
 from offramp.simulator.faults import FaultConfig, MalformedKind
 from tests.e2e.support import (

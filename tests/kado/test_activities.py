@@ -18,16 +18,18 @@ from temporalio.exceptions import ActivityError, ApplicationError, ApplicationEr
 from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Worker
 
-from activities.kado import NOT_CHANGED_ERROR_TYPE, KadoActivities, to_application_error
-from offramp.kado.client import KadoClient
-from offramp.kado.errors import (
+from activities.provider import ProviderActivities, to_application_error
+from offramp.providers.kado.adapter import ADAPTER as KADO
+from offramp.providers.kado.client import KadoClient
+from offramp.providers.kado.errors import (
+    NOT_CHANGED_ERROR_TYPE,
     KadoMalformedResponse,
     KadoOrderNotFound,
     KadoRateLimited,
     KadoServerError,
     KadoTransportError,
 )
-from offramp.kado.models import TransferStatus, WaitForOrderChangeInput
+from offramp.providers.kado.models import TransferStatus, WaitForOrderChangeInput
 from offramp.simulator.admin import SimulatorAdmin
 from offramp.simulator.faults import FaultConfig, MalformedKind
 from tests.conftest import KadoSimulator
@@ -45,7 +47,7 @@ async def kado(kado_simulator: KadoSimulator) -> AsyncIterator[KadoClient]:
 
 @pytest.fixture
 async def worker(dev_client: Client, task_queue: str, kado: KadoClient) -> AsyncIterator[Worker]:
-    activities = KadoActivities(kado)
+    activities = ProviderActivities(KADO, kado)
     async with Worker(
         dev_client,
         task_queue=task_queue,
@@ -296,7 +298,7 @@ async def test_after_payment_a_malformed_answer_is_retried_on_the_poll_cadence(
     created = await sim_admin.create_order(amount="1", faults=faults)
     env = ActivityEnvironment()
     env.info = dataclasses.replace(env.info, attempt=3)
-    wait = KadoActivities(kado).wait_for_order_change
+    wait = ProviderActivities(KADO, kado).wait_for_order_change
     request = WaitForOrderChangeInput(order_id=created.order_id, **FAST_POLL)
     # Before payment (the default): not retryable, the workflow decides.
     with pytest.raises(ApplicationError) as before:

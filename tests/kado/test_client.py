@@ -14,8 +14,8 @@ from pydantic import SecretStr
 
 from offramp.config import load_settings
 from offramp.devstack.processes import free_port
-from offramp.kado.client import WIDGET_ID_HEADER, KadoClient, parse_retry_after
-from offramp.kado.errors import (
+from offramp.providers.kado.client import WIDGET_ID_HEADER, KadoClient, parse_retry_after
+from offramp.providers.kado.errors import (
     KadoError,
     KadoInvalidOrderId,
     KadoMalformedResponse,

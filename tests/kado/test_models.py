@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from offramp.converter import DATA_CONVERTER
-from offramp.kado.models import (
+from offramp.providers.kado.models import (
     DisbursementStatus,
     KadoOrder,
     OrderParseError,

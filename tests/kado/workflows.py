@@ -9,8 +9,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
-    from offramp.kado.errors import NON_RETRYABLE_ERROR_TYPES
-    from offramp.kado.models import (
+    from offramp.providers.kado.errors import NON_RETRYABLE_ERROR_TYPES
+    from offramp.providers.kado.models import (
         FETCH_ORDER_ACTIVITY,
         WAIT_FOR_ORDER_CHANGE_ACTIVITY,
         FetchOrderInput,

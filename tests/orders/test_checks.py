@@ -11,9 +11,10 @@ from pydantic import ValidationError
 from offramp.chain.amounts import exact_base_units as to_base_units
 from offramp.config import AssetConfig, ChainConfig
 from offramp.devstack.chain import HOT_WALLET, local_chain_config
-from offramp.kado.models import loads_exact, order_from_data
 from offramp.orders.checks import check_order
 from offramp.orders.models import RejectReason, SellOrderInput
+from offramp.providers.kado.adapter import snapshot
+from offramp.providers.kado.models import loads_exact, order_from_data
 
 TOKEN = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 DEPOSIT = "0x90F79bf6EB2c4f870365E785982E1f101E93b906"
@@ -56,7 +57,7 @@ REQUEST = SellOrderInput(
 
 def check(data: dict[str, Any], request: SellOrderInput = REQUEST, **kw: Any) -> Any:
     return check_order(
-        order_from_data(data), request, kw.get("chains", chains()), {HOT_WALLET.lower()}
+        snapshot(order_from_data(data)), request, kw.get("chains", chains()), {HOT_WALLET.lower()}
     )
 
 

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from offramp.kado.client import KadoClient
-from offramp.kado.models import DisbursementStatus, TransferStatus
+from offramp.providers.kado.client import KadoClient
+from offramp.providers.kado.models import DisbursementStatus, TransferStatus
 from offramp.simulator.admin import SimulatorAdmin
 from tests.conftest import KadoSimulator
 from tests.simulator.conftest import Depositor

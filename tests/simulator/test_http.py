@@ -8,15 +8,15 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from offramp.kado.client import KadoClient
-from offramp.kado.errors import (
+from offramp.providers.kado.client import KadoClient
+from offramp.providers.kado.errors import (
     KadoMalformedResponse,
     KadoOrderNotFound,
     KadoRateLimited,
     KadoServerError,
     KadoTransportError,
 )
-from offramp.kado.models import OrderType, TransferStatus, loads_exact
+from offramp.providers.kado.models import OrderType, TransferStatus, loads_exact
 from offramp.simulator.admin import SimulatorAdmin, SimulatorAdminError
 from offramp.simulator.faults import FaultConfig, MalformedKind
 from tests.conftest import KadoSimulator

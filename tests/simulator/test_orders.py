@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from offramp.kado.models import order_from_data
+from offramp.providers.kado.models import order_from_data
 from offramp.simulator.faults import FaultConfig, FaultInjector
 from offramp.simulator.jsonx import deep_merge, dumps_exact
 from offramp.simulator.orders import Deposit, Failure, Phase, Scenario, SimOrder, expiry_after

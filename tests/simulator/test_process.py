@@ -23,7 +23,7 @@ from starlette.routing import Route
 from offramp.devstack.binaries import PROJECT_ROOT
 from offramp.devstack.chain import LocalChain
 from offramp.devstack.processes import ManagedProcess, free_port
-from offramp.kado.models import loads_exact, order_from_data
+from offramp.providers.kado.models import loads_exact, order_from_data
 from offramp.simulator.admin import SimulatorAdmin
 from offramp.simulator.process import simulator_process, wait_simulator_ready
 from offramp.webhooks.signatures import SignatureRejected, verify_kado

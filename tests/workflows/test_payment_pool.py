@@ -111,7 +111,7 @@ async def test_native_payment_a_contract_refuses_is_rejected_before_any_nonce(
         request = payment_request(payment_id, chain.token, "ETH", "0.01")
         outcome = await (await start_payment(dev_client, task_queue, request)).result()
     assert outcome.status is PaymentStatus.REJECTED, outcome
-    assert outcome.rejection_code is RejectionCode.WOULD_REVERT
+    assert outcome.rejection_code is RejectionCode.TRANSFER_WOULD_FAIL
     assert not outcome.nonce_reserved and chain.nonce() == start
     handle = dev_client.get_workflow_handle(payment_workflow_id(payment_id))
     assert "reserve_nonce" not in (await handle.fetch_history()).to_json()

@@ -137,7 +137,7 @@ async def test_in_wait_mode_a_short_transfer_that_would_revert_anyway_is_refused
         request = payment_request(f"short-blocked-{uuid.uuid4()}", recipient, "USDC", "50")
         outcome = await (await start_payment(dev_client, task_queue, request)).result()
     assert outcome.status is PaymentStatus.REJECTED, outcome
-    assert outcome.rejection_code is RejectionCode.WOULD_REVERT
+    assert outcome.rejection_code is RejectionCode.TRANSFER_WOULD_FAIL
     assert not outcome.nonce_reserved and chain.nonce() == start
 
 

@@ -56,46 +56,54 @@ async def test_rejected_before_any_nonce(
     cases: dict[str, tuple[dict[str, object], RejectionCode, str]] = {
         "reverting-token": (
             {"asset": "USDC", "recipient": blocked},
-            RejectionCode.WOULD_REVERT,
+            RejectionCode.TRANSFER_WOULD_FAIL,
             "recipient blocked",
         ),
         "disallowed-token": ({"asset": "DAI"}, RejectionCode.ASSET_NOT_ALLOWED, "DAI"),
         "other-contract": (
             {"asset": "USDC", "expected_token_address": Account.create().address},
-            RejectionCode.TOKEN_MISMATCH,
+            RejectionCode.TOKEN_ADDRESS_MISMATCH,
             "not the configured USDC contract",
         ),
-        "not-hex": ({"recipient": "not-an-address"}, RejectionCode.INVALID_RECIPIENT, "not a 0x"),
-        "short": ({"recipient": "0x1234"}, RejectionCode.INVALID_RECIPIENT, "20-byte"),
+        "not-hex": (
+            {"recipient": "not-an-address"},
+            RejectionCode.DEPOSIT_ADDRESS_INVALID,
+            "not a 0x",
+        ),
+        "short": ({"recipient": "0x1234"}, RejectionCode.DEPOSIT_ADDRESS_INVALID, "20-byte"),
         "bad-checksum": (
             {"recipient": _bad_checksum(good)},
-            RejectionCode.INVALID_RECIPIENT,
+            RejectionCode.DEPOSIT_ADDRESS_INVALID,
             "EIP-55",
         ),
-        "zero": ({"recipient": "0x" + "0" * 40}, RejectionCode.INVALID_RECIPIENT, "zero address"),
+        "zero": (
+            {"recipient": "0x" + "0" * 40},
+            RejectionCode.DEPOSIT_ADDRESS_INVALID,
+            "zero address",
+        ),
         "own-wallet": (
             {"recipient": HOT_WALLET.lower()},
-            RejectionCode.INVALID_RECIPIENT,
+            RejectionCode.DEPOSIT_ADDRESS_INVALID,
             "own wallets",
         ),
         "forbidden": (
             {"recipient": forbidden, "forbidden_recipients": [forbidden.lower()]},
-            RejectionCode.INVALID_RECIPIENT,
+            RejectionCode.DEPOSIT_ADDRESS_INVALID,
             "not allowed as a recipient",
         ),
         "too-precise": (
             {"asset": "USDC", "amount": Decimal("1.0000001")},
-            RejectionCode.INVALID_AMOUNT,
+            RejectionCode.AMOUNT_INVALID,
             "6 fractional",
         ),
-        "negative": ({"amount": Decimal("-1")}, RejectionCode.INVALID_AMOUNT, "not positive"),
+        "negative": ({"amount": Decimal("-1")}, RejectionCode.AMOUNT_INVALID, "not positive"),
         "over-cap": (
             {"asset": "USDC", "amount": Decimal("10000.01")},
-            RejectionCode.AMOUNT_OVER_CAP,
+            RejectionCode.OVER_ORDER_CAP,
             "per-order cap",
         ),
-        "unknown-chain": ({"chain": "solana"}, RejectionCode.CHAIN_NOT_CONFIGURED, "solana"),
-        "wrong-chain-id": ({"chain": "wrong"}, RejectionCode.CHAIN_NOT_SERVED, "eth_chainId"),
+        "unknown-chain": ({"chain": "solana"}, RejectionCode.UNSUPPORTED_CHAIN, "solana"),
+        "wrong-chain-id": ({"chain": "wrong"}, RejectionCode.CHAIN_ID_MISMATCH, "eth_chainId"),
     }
     start_nonce = chain.nonce()
     outcomes: dict[str, PaymentOutcome] = {}

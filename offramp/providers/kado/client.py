@@ -14,7 +14,7 @@ import httpx
 from pydantic import SecretStr
 
 from offramp.config import EngineSettings
-from offramp.kado.errors import (
+from offramp.providers.kado.errors import (
     KadoError,
     KadoInvalidOrderId,
     KadoMalformedResponse,
@@ -25,7 +25,12 @@ from offramp.kado.errors import (
     KadoTransportError,
     sanitise,
 )
-from offramp.kado.models import KadoOrder, OrderParseError, order_from_data, parse_envelope
+from offramp.providers.kado.models import (
+    KadoOrder,
+    OrderParseError,
+    order_from_data,
+    parse_envelope,
+)
 
 log = logging.getLogger(__name__)
 

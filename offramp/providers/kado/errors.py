@@ -4,7 +4,9 @@ never a secret: the widget id is a header, and no header or request object is ev
 from __future__ import annotations
 
 import re
-from typing import ClassVar
+from typing import Any, ClassVar
+
+from offramp.providers.base import ErrorKind, ProviderError
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 MAX_PROVIDER_MESSAGE = 200
@@ -18,21 +20,17 @@ def sanitise(text: str | None, limit: int = MAX_PROVIDER_MESSAGE) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-class KadoError(Exception):
-    """Base class. `error_type` is the stable name used as the Temporal ApplicationError type."""
+class KadoError(ProviderError):
+    """Base class. `error_type` is the stable name used as the Temporal ApplicationError type
+    (committed histories hold these names: never rename one)."""
 
     error_type: ClassVar[str] = "KadoError"
-    retryable: ClassVar[bool] = False
-
-    def __init__(self, message: str, *, order_id: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.order_id = order_id
 
 
 class KadoOrderNotFound(KadoError):
     """HTTP 404, or `success: false`: the provider does not know the order. Not retryable."""
 
+    kind = ErrorKind.NOT_FOUND
     error_type = "KadoOrderNotFound"
 
     def __init__(self, order_id: str, provider_message: str, *, status_code: int) -> None:
@@ -44,10 +42,18 @@ class KadoOrderNotFound(KadoError):
             order_id=order_id,
         )
 
+    def details(self) -> dict[str, Any]:
+        return {
+            **super().details(),
+            "status_code": self.status_code,
+            "provider_message": self.provider_message,
+        }
+
 
 class KadoRequestRejected(KadoError):
     """Any other 4xx (and unexpected 1xx/3xx): our request is wrong. Not retryable."""
 
+    kind = ErrorKind.REQUEST_REJECTED
     error_type = "KadoRequestRejected"
 
     def __init__(self, order_id: str | None, status_code: int, provider_message: str) -> None:
@@ -59,19 +65,32 @@ class KadoRequestRejected(KadoError):
             order_id=order_id,
         )
 
+    def details(self) -> dict[str, Any]:
+        return {
+            **super().details(),
+            "status_code": self.status_code,
+            "provider_message": self.provider_message,
+        }
+
 
 class KadoRetryableError(KadoError):
     """Base of the failures that a later attempt may not have."""
 
     retryable = True
-    # Seconds the provider asked us to wait, when it said.
-    retry_after: float | None = None
+
+    def details(self) -> dict[str, Any]:
+        details = super().details()
+        if self.retry_after is not None:
+            details.update(retry_after_seconds=self.retry_after)
+        return details
 
 
 class KadoRateLimited(KadoRetryableError):
     """HTTP 429. `retry_after` from the Retry-After header (seconds), when present."""
 
+    kind = ErrorKind.RATE_LIMITED
     error_type = "KadoRateLimited"
+    benign = True
 
     def __init__(self, order_id: str | None, retry_after: float | None) -> None:
         self.retry_after = retry_after
@@ -82,6 +101,7 @@ class KadoRateLimited(KadoRetryableError):
 class KadoServerError(KadoRetryableError):
     """HTTP 5xx (or 408)."""
 
+    kind = ErrorKind.SERVER_ERROR
     error_type = "KadoServerError"
 
     def __init__(
@@ -97,6 +117,7 @@ class KadoServerError(KadoRetryableError):
 class KadoTransportError(KadoRetryableError):
     """Timeout, connection refused/reset, protocol error: nothing usable came back."""
 
+    kind = ErrorKind.TRANSPORT
     error_type = "KadoTransportError"
 
     def __init__(self, order_id: str | None, what: str) -> None:
@@ -109,6 +130,7 @@ class KadoMalformedResponse(KadoError):
     of the wrong type or value). `field` names the offending field, dotted with the provider's
     names (`payAmount.amount`, `depositAddress`), or `body`. Not retryable."""
 
+    kind = ErrorKind.MALFORMED
     error_type = "KadoMalformedResponse"
 
     def __init__(self, order_id: str | None, field: str, reason: str) -> None:
@@ -118,10 +140,14 @@ class KadoMalformedResponse(KadoError):
             f"malformed response for order {order_id!r}: {field} {reason}", order_id=order_id
         )
 
+    def details(self) -> dict[str, Any]:
+        return {**super().details(), "field": self.field, "reason": self.reason}
+
 
 class KadoInvalidOrderId(KadoError):
     """The order id cannot be a Kado order id (would change the request path). Not retryable."""
 
+    kind = ErrorKind.INVALID_ORDER_ID
     error_type = "KadoInvalidOrderId"
 
 
@@ -137,3 +163,10 @@ ALL_ERROR_TYPES: tuple[type[KadoError], ...] = (
 NON_RETRYABLE_ERROR_TYPES: tuple[str, ...] = tuple(
     cls.error_type for cls in ALL_ERROR_TYPES if not cls.retryable
 )
+# The wait activity's "no change yet" (a BENIGN retry).
+NOT_CHANGED_ERROR_TYPE = "KadoOrderNotChanged"
+# Every ApplicationError type a Kado activity raises, by kind: the one place they are written.
+ERROR_TYPES: dict[ErrorKind, str] = {
+    **{cls.kind: cls.error_type for cls in ALL_ERROR_TYPES},
+    ErrorKind.NOT_CHANGED: NOT_CHANGED_ERROR_TYPE,
+}

@@ -20,7 +20,6 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Annotated, Any, Final
 
-from eth_utils.address import is_address, is_checksum_address, to_checksum_address
 from eth_utils.crypto import keccak
 from pydantic import (
     BaseModel,
@@ -33,6 +32,7 @@ from pydantic import (
     model_validator,
 )
 
+from offramp.chain.addresses import validate_address as validate_address
 from offramp.chain.amounts import exact_base_units
 
 # eth_hash imports its keccak backend on first use, and the workflow sandbox refuses that import:
@@ -135,24 +135,6 @@ def _upper_text(value: Any) -> Any:
 
 
 Text = Annotated[str | None, BeforeValidator(_optional_text)]
-
-
-def validate_address(value: Any) -> str | None:
-    """A 20-byte hex address, EIP-55 checksum verified when mixed case; "" and None mean absent."""
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ValueError("must be a hex address string")
-    text = value.strip()
-    if not text:
-        return None
-    if not text.startswith("0x") or not is_address(text):
-        raise ValueError("is not a 0x-prefixed 20-byte hex address")
-    digits = text[2:]
-    # eth_utils 6's is_address does not verify the checksum of a mixed-case address: do it here.
-    if digits != digits.lower() and digits != digits.upper() and not is_checksum_address(text):
-        raise ValueError("has a wrong EIP-55 checksum")
-    return to_checksum_address(text)
 
 
 OptionalAddress = Annotated[str | None, BeforeValidator(validate_address)]

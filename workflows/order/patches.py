@@ -1,0 +1,21 @@
+"""Workflow patch ids (`workflow.patched`) of the order workflow: changes made while runs were
+open. Each one is held by committed histories: never rename or remove one."""
+
+from __future__ import annotations
+
+from typing import Final
+
+PATCH_IDENTITY_FIRST: Final = "identity-check-before-waiting"
+PATCH_RECHECK_AFTER_APPROVAL: Final = "recheck-after-approval"
+PATCH_FIND_EARLIER_PAYMENT: Final = "find-earlier-payment"
+# The provider says the crypto is already in transit: refuse at once (after looking for an
+# earlier payment of ours) instead of waiting for readiness until the deadline.
+PATCH_ALREADY_FUNDED: Final = "refuse-already-funded"
+# A workflow cancel before sending ends CANCELLED (it ended REJECTED provider_refused before).
+PATCH_WORKFLOW_CANCEL: Final = "workflow-cancel-ends-cancelled"
+# After payment a malformed provider answer is retried until the settlement deadline (it ended
+# the order UNRESOLVED at once before).
+PATCH_RETRY_MALFORMED_AFTER_PAYMENT: Final = "retry-malformed-after-payment"
+# The payment's progress names the wallet that reserved (the order's HotWallet follows it) and
+# clears the order's attention once the payment no longer needs it (e.g. funds arrived).
+PATCH_PROGRESS_WALLET_AND_ATTENTION: Final = "progress-wallet-and-attention"

@@ -1,0 +1,164 @@
+"""The order workflow's state and its bookkeeping: stage changes, timeline, attention, search
+attributes, the result. The base of every part of the workflow (handlers, waits, payment)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from offramp import search_attributes as sa
+    from offramp.chain.models import PaymentOutcome
+    from offramp.observability import order_metrics
+    from offramp.orders.models import (
+        Decision,
+        OrderFacts,
+        Rejection,
+        RejectReason,
+        SellOrderInput,
+        SellOrderResult,
+        SellOrderState,
+        Stage,
+        TimelineEntry,
+        TxAttemptView,
+    )
+    from offramp.providers import OrderSnapshot, ProviderAdapter
+
+from workflows.order.render import details_markdown
+
+
+class Seen(NamedTuple):
+    """A provider's order as its activity returned it (`raw`: the check activity takes it as it
+    is) and the engine's view of it."""
+
+    raw: Any
+    view: OrderSnapshot
+
+
+class OrderState:
+    """Attributes set by the workflow's `__init__`, and the bookkeeping on them."""
+
+    _input: SellOrderInput
+    _input_error: str | None
+    _adapter: ProviderAdapter
+    _started_at: datetime
+    _state: SellOrderState
+    _decision: tuple[bool, Decision] | None
+    _cancel: Decision | None
+    _poll_now: bool
+    _poll_started_at: datetime
+    _ready_deadline: datetime
+    _reject_reason: RejectReason | None
+    _earlier_payment: PaymentOutcome | None
+    _last_order: Seen | None  # the order as last checked before paying
+    _attention_from_payment: bool  # the current flag was raised by the payment
+
+    def _observe(self, order: OrderSnapshot) -> None:
+        status = order.shown_status
+        pay = order.instruction
+        self._state.order = OrderFacts(
+            blockchain=pay.chain,
+            asset=pay.asset,
+            amount=pay.amount,
+            deposit_address=pay.deposit_address,
+            user_ref=order.identity.user_ref,
+            transfer_status=status,
+            machine_status=order.status_code,
+            human_status=order.status_text,
+        )
+        statuses = self._state.provider_statuses
+        if not statuses or statuses[-1] != status:
+            statuses.append(status)
+            self._upsert(sa.TRANSFER_STATUS.value_set(status))
+
+    def _record_payment(self, outcome: PaymentOutcome) -> None:
+        for tx_hash in outcome.tx_hashes:
+            if tx_hash not in self._state.tx_hashes:
+                self._state.tx_hashes.append(tx_hash)
+                self._state.tx_attempts.append(TxAttemptView(tx_hash=tx_hash, nonce=outcome.nonce))
+        for attempt in self._state.tx_attempts:
+            attempt.nonce = attempt.nonce if attempt.nonce is not None else outcome.nonce
+            attempt.status = "mined" if attempt.tx_hash == outcome.tx_hash else "replaced"
+        self._state.confirmed_tx_hash = outcome.tx_hash
+        self._state.block_number = outcome.block_number
+        if outcome.tx_hash:
+            self._upsert(sa.TX_HASH.value_set(outcome.tx_hash))
+
+    def _reject(self, reason: RejectReason, detail: str) -> None:
+        self._reject_reason = reason
+        self._set_stage(Stage.REJECTED, str(Rejection(reason=reason, detail=detail)))
+
+    def _cancelled(self) -> SellOrderResult:
+        assert self._cancel is not None
+        note = f"cancelled by {self._cancel.operator}"
+        if self._cancel.note:
+            note += f": {self._cancel.note}"
+        self._set_stage(Stage.CANCELLED, note)
+        return self._finish()
+
+    def _cancelled_by_workflow(self) -> SellOrderResult:
+        reason = workflow.cancellation_reason()
+        note = "cancelled by a workflow cancellation request before anything was sent"
+        if reason:
+            note += f": {reason}"
+        self._set_stage(Stage.CANCELLED, note)
+        return self._finish()
+
+    def _attention(self, reason: str) -> None:
+        self._attention_from_payment = False  # the caller sets it when the payment asked
+        self._state.needs_attention = True
+        self._state.attention_reason = reason
+        self._upsert(sa.NEEDS_ATTENTION.value_set(True))
+        order_metrics.order_attention(self._adapter.name)
+        self._note(f"needs attention: {reason}")
+
+    def _note(self, note: str) -> None:
+        self._state.timeline.append(
+            TimelineEntry(at=workflow.now(), stage=self._state.stage, note=note)
+        )
+        self._publish_details()
+
+    def _set_stage(self, stage: Stage, note: str = "", *also: Any) -> None:
+        """`also`: search-attribute updates of the same moment, in the same upsert."""
+        self._state.stage = stage
+        if stage.is_terminal:
+            self._state.reason = note
+        self._state.timeline.append(TimelineEntry(at=workflow.now(), stage=stage, note=note))
+        self._upsert(sa.STAGE.value_set(stage.value), *also)
+        order_metrics.order_stage(
+            self._adapter.name, stage.value, terminal=stage.is_terminal, started_at=self._started_at
+        )
+        self._publish_details()
+
+    def _upsert(self, *updates: Any) -> None:
+        workflow.upsert_search_attributes(list(updates))
+
+    def _publish_details(self) -> None:
+        workflow.set_current_details(details_markdown(self._state))
+
+    def _finish(self) -> SellOrderResult:
+        s = self._state
+        plan = s.plan
+        return SellOrderResult(
+            order_id=s.order_id,
+            outcome=s.stage,
+            reason=s.reason,
+            reject_reason=self._reject_reason,
+            needs_attention=s.needs_attention,
+            chain=plan.chain if plan else s.order.blockchain,
+            asset=plan.asset if plan else s.order.asset,
+            amount=plan.amount if plan else s.order.amount,
+            amount_base_units=plan.amount_base_units if plan else None,
+            deposit_address=plan.deposit_address if plan else s.order.deposit_address,
+            tx_hashes=list(s.tx_hashes),
+            confirmed_tx_hash=s.confirmed_tx_hash,
+            block_number=s.block_number,
+            started_at=self._started_at,
+            finished_at=workflow.now(),
+        )
+
+
+def remaining(deadline: datetime) -> timedelta:
+    return max(deadline - workflow.now(), timedelta(seconds=1))
