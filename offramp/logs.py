@@ -255,6 +255,10 @@ def redact_settings_secrets(settings: EngineSettings) -> None:
     for secret in (settings.hot_wallet_private_key, settings.kado_widget_id):
         if secret is not None:
             values.append(secret.get_secret_value())
+    if settings.hot_wallet_private_keys is not None:  # a pool's keys, comma-separated
+        values += [
+            k.strip() for k in settings.hot_wallet_private_keys.get_secret_value().split(",")
+        ]
     for chain in settings.chains.values():
         for url in chain.rpc_urls:
             values += url_secrets(url)

@@ -149,10 +149,8 @@ async def run_worker(
         async with contextlib.AsyncExitStack() as running:
             for worker in workers:
                 await running.enter_async_context(worker)
-            if health_at:  # the first worker: the main queue's, or the signer's for that role
-                await running.enter_async_context(
-                    serve_worker_health(health_at, client, workers[0])
-                )
+            if health_at:  # healthy only while every worker of the process polls
+                await running.enter_async_context(serve_worker_health(health_at, client, workers))
             if runtime is not None:
                 meter = runtime.metric_meter
                 running.enter_context(

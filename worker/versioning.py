@@ -11,9 +11,12 @@ on unversioned workers (tests, a plain local worker)."""
 from __future__ import annotations
 
 import asyncio
+import functools
+import hashlib
 import logging
 import time
 from importlib import metadata
+from pathlib import Path
 
 from temporalio.api.enums.v1 import RoutingConfigUpdateState
 from temporalio.api.workflowservice.v1 import (
@@ -35,13 +38,31 @@ DEFAULT_BEHAVIOR = VersioningBehavior.PINNED
 
 
 def build_id(settings: EngineSettings) -> str:
-    """OFFRAMP_BUILD_ID, else the installed package's version."""
+    """OFFRAMP_BUILD_ID, else the package's version and a digest of its code: a deploy that
+    forgets to set a new id still gets one whenever the code changed (pinned runs then stay on
+    the build that started them instead of replaying under changed code)."""
     if settings.build_id:
         return settings.build_id
     try:
-        return metadata.version(PACKAGE)
+        version = metadata.version(PACKAGE)
     except metadata.PackageNotFoundError:
-        return "unknown"
+        version = "unknown"
+    return f"{version}-{code_digest()}"
+
+
+@functools.cache
+def code_digest() -> str:
+    """12 hex digits of SHA-256 over the engine's Python sources (path and content)."""
+    import offramp
+    import workflows
+
+    digest = hashlib.sha256()
+    for package in (workflows, offramp):
+        root = Path(str(package.__file__)).parent
+        for path in sorted(root.rglob("*.py")):
+            digest.update(str(path.relative_to(root.parent)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def deployment_version(settings: EngineSettings) -> WorkerDeploymentVersion:

@@ -134,7 +134,7 @@ _PASSED_THROUGH = (
 )
 
 
-def make_current(env: dict[str, str], log_path: Path, timeout: float = 180.0) -> None:
+def make_current(env: dict[str, str], log_path: Path, timeout: float = 330.0) -> None:
     """`python -m worker.set_current` for the build in `env`, as compose's `worker-version` job
     does. A child process: a Temporal client in the supervisor would keep it from exiting."""
     proc = worker_process(env, log_path, name="set-current", module="worker.set_current")

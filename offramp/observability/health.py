@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -42,14 +42,14 @@ class HealthReport:
 
 
 class WorkerHealth:
-    """Whether `worker` polls and its client reaches Temporal."""
+    """Whether every one of the process's `workers` polls and their client reaches Temporal."""
 
-    def __init__(self, client: Client, worker: Worker) -> None:
+    def __init__(self, client: Client, workers: Sequence[Worker]) -> None:
         self._client = client
-        self._worker = worker
+        self._workers = list(workers)
 
     async def check(self) -> HealthReport:
-        if not self._worker.is_running or self._worker.is_shutdown:
+        if any(not w.is_running or w.is_shutdown for w in self._workers):
             return HealthReport(False, "the worker is not polling (stopped or shutting down)")
         try:
             await self._client.workflow_service.get_system_info(
@@ -76,12 +76,14 @@ def health_app(health: WorkerHealth) -> web.Application:
 
 
 @asynccontextmanager
-async def serve_worker_health(address: str, client: Client, worker: Worker) -> AsyncIterator[None]:
+async def serve_worker_health(
+    address: str, client: Client, workers: Sequence[Worker]
+) -> AsyncIterator[None]:
     """Serve `GET /healthz` on `address` (host:port) for the duration of the block; ConfigError
     naming the variable if it cannot bind."""
     host, _, port = address.rpartition(":")
     runner = web.AppRunner(
-        health_app(WorkerHealth(client, worker)), access_log=None, handle_signals=False
+        health_app(WorkerHealth(client, workers)), access_log=None, handle_signals=False
     )
     await runner.setup()
     try:

@@ -34,8 +34,9 @@ def webhooks_process(
     name: str = "webhooks",
 ) -> ManagedProcess:
     """`env`: TEMPORAL_* and other settings, added to this process's environment without any
-    OFFRAMP_WEBHOOKS_* of the caller's shell."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+    OFFRAMP_* or TEMPORAL_* of the caller's shell (an internet-facing process must not inherit
+    a hot-wallet key or a Cloud API key from the operator's shell)."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("OFFRAMP_", "TEMPORAL_"))}
     full_env.update(env)
     full_env.update(
         {

@@ -170,9 +170,14 @@ def test_every_engine_service_runs_one_versioned_build(compose: dict[str, Any]) 
     for service in ENGINE_SERVICES:
         env = services(compose)[service]["environment"]
         assert env["OFFRAMP_WORKER_VERSIONING"] == "true", service
-        builds.add((env["OFFRAMP_DEPLOYMENT_NAME"], compose_default(env["OFFRAMP_BUILD_ID"])))
-    # One build, whose default is the package's version (what an unset build id means).
-    assert builds == {(DEFAULT_DEPLOYMENT_NAME, metadata.version(versioning.PACKAGE))}
+        builds.add((env["OFFRAMP_DEPLOYMENT_NAME"], env.get("OFFRAMP_BUILD_ID")))
+    # One build; unset, so each worker of the one image derives the same id from its code.
+    assert builds == {(DEFAULT_DEPLOYMENT_NAME, None)}
+    version = versioning.build_id(load_settings())
+    assert version.startswith(metadata.version(versioning.PACKAGE) + "-")
+    assert version.removeprefix(metadata.version(versioning.PACKAGE) + "-") == (
+        versioning.code_digest()
+    )
     assert services(compose)["worker-version"]["command"] == ["python", "-m", "worker.set_current"]
     assert (PROJECT_ROOT / "worker" / "set_current.py").exists()
 
