@@ -43,9 +43,11 @@ $(PY_STAMP): pyproject.toml constraints.txt
 	touch $@
 
 $(NODE_STAMP): package.json package-lock.json
-	# `npm install`, not `npm ci`: the registry here serves only this platform's anvil package, and
-	# npm ci rejects a lockfile without the other platforms' optional entries. Versions stay exact.
-	npm install --no-audit --no-fund --loglevel=error
+	# `npm install` from the committed lock, not `npm ci`: a registry that serves only this
+	# platform's anvil package makes npm ci reject a lock missing another platform's optional
+	# entry. `--no-save` (npm docs: "will also prevent writing to package-lock.json") keeps the
+	# work tree clean whatever npm version resolves; versions stay exact (pinned + locked).
+	npm install --no-save --no-audit --no-fund --loglevel=error
 	touch $@
 
 # Re-record the histories the replay tests guard: SellOrder (tests/histories/*.json) and

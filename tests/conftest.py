@@ -3,8 +3,11 @@ free port and always stopped, plus a fresh task queue per test."""
 
 from __future__ import annotations
 
+import gc
+import logging
 import os
 import signal
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -27,6 +30,40 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     # A SIGTERM to the test run (CI cancel, `kill`) unwinds like Ctrl-C, so every fixture's
     # teardown still stops its servers. Children also die with us (PR_SET_PDEATHSIG).
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
+class _Collected(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # "<Future> exception was never retrieved" and the "future: <...>" line, not the traceback.
+        self.lines.append(" / ".join(record.getMessage().splitlines()[:2])[:300])
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A failed test can leave futures nobody awaits (a gather of workflow results, cancelled when
+    the session loop closes). pytest keeps the last failure's frames in sys.last_* until exit,
+    where asyncio would print a traceback for each *after* the summary line. Free and collect them
+    now, and list them in one line each above the summary."""
+    collected = _Collected()
+    asyncio_logger = logging.getLogger("asyncio")
+    asyncio_logger.addHandler(collected)
+    try:
+        for name in ("last_type", "last_value", "last_traceback", "last_exc"):
+            if hasattr(sys, name):
+                delattr(sys, name)
+        gc.collect()
+    finally:
+        asyncio_logger.removeHandler(collected)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if collected.lines and reporter is not None:
+        reporter.ensure_newline()
+        reporter.write_sep("-", "asyncio: exceptions never retrieved (left by failed tests)")
+        for line in collected.lines:
+            reporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

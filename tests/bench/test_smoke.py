@@ -6,16 +6,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from offramp.bench import tracking
 from offramp.bench.figures import Row
 from offramp.bench.runner import BenchPlan, run_plan
 from offramp.bench.stack import BenchSettings, BenchStack
 
 
-async def test_tiny_benchmark_runs_every_scenario(tmp_path: Path) -> None:
+async def test_tiny_benchmark_runs_every_scenario(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Quick blocks, settlement and progress polls: the harness's logic is the same at any pace
+    # (`make bench` keeps 1 s blocks, 2 s settlement and 1 s polls).
+    monkeypatch.setattr(tracking, "POLL_SECONDS", 0.2)
     plan = BenchPlan(
         orders=3, pools=[1], payments=3, kill_orders=3, down_seconds=1.0, soak=3, timeout=240
     )
-    stack = BenchStack(BenchSettings(data_dir=tmp_path))
+    stack = BenchStack(BenchSettings(data_dir=tmp_path, block_time=0.25, settlement_delay=0.5))
     lines: list[str] = []
     rows: list[Row] = []
     try:
