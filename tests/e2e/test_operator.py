@@ -137,7 +137,7 @@ async def test_poll_now_wakes_a_slow_poll(
         )
         # One poll_now per step: ready (then pay), pending, settled.
         for step in (Stage.TRACKING, Stage.SETTLED):
-            async with asyncio.timeout(60):
+            async with asyncio.timeout(180):
                 while (await handle.query("state", result_type=SellOrderState)).stage is not step:
                     await poll_now_unless_closed(handle)
                     with contextlib.suppress(TimeoutError):
