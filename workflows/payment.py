@@ -464,6 +464,12 @@ class PaymentWorkflow:
                 reason=preflight.reason,
                 rejection_code=preflight.rejection_code,
             )
+        if self._past_deadline(request):
+            return self._outcome(
+                PaymentStatus.REJECTED,
+                reason=self._deadline_reason(request, "before asking for a nonce"),
+                rejection_code=RejectReason.ORDER_EXPIRED,
+            )
         self.state.stage = PaymentStage.RESERVING
         self.state.hot_wallet = accepted.hot_wallet
         self.state.hot_wallet_workflow_id = accepted.hot_wallet_workflow_id
@@ -493,6 +499,19 @@ class PaymentWorkflow:
                 PaymentStatus.REJECTED,
                 reason=reserved.reason,
                 rejection_code=reserved.rejection_code or RejectReason.DAILY_CAP,
+                **base,
+            )
+        if self._past_deadline(request) and not accepted.resume_attempts and self._settled is None:
+            # The nonce came after the provider's deadline and nothing was signed: a deposit now
+            # would arrive after the order expired. Give the nonce back (filled) unsigned.
+            await workflow.get_external_workflow_handle(accepted.hot_wallet_workflow_id).signal(
+                names.RELEASE_SIGNAL,
+                ReleaseSignal(payment_id=request.payment_id, reason="deadline passed"),
+            )
+            return self._outcome(
+                PaymentStatus.REJECTED,
+                reason=self._deadline_reason(request, f"when nonce {reserved.nonce} came"),
+                rejection_code=RejectReason.ORDER_EXPIRED,
                 **base,
             )
         # From here on a transaction may exist: a cancellation no longer stops the payment.
@@ -567,6 +586,17 @@ class PaymentWorkflow:
             gas_used=result.gas_used,
             fee_paid_wei=fee,
             **base,
+        )
+
+    @staticmethod
+    def _past_deadline(request: PaymentRequest) -> bool:
+        return request.pay_before is not None and workflow.now() >= request.pay_before
+
+    @staticmethod
+    def _deadline_reason(request: PaymentRequest, when: str) -> str:
+        return (
+            f"past the order's deadline for sending ({request.pay_before}) {when}: "
+            "nothing signed, nothing will be sent"
         )
 
     async def _reserve_by_update(

@@ -60,6 +60,11 @@ class PaymentRequest(_Model):
         description="run as a child: the parent gets this signal with a PaymentProgress when the "
         "nonce is reserved (from then on a tx may exist), at each new hash and on attention",
     )
+    pay_before: datetime | None = Field(
+        default=None,
+        description="sign nothing at or after this time (the provider's deadline less a margin): "
+        "refused before a nonce, or the nonce released unsigned if it came later",
+    )
 
 
 class PaymentStatus(StrEnum):
@@ -68,7 +73,8 @@ class PaymentStatus(StrEnum):
     REVERTED = "reverted"
     """Mined with status 0: the nonce is used, no value moved (needs attention)."""
     REJECTED = "rejected"
-    """Refused before any nonce was taken: nothing was or ever will be sent."""
+    """Refused before anything was signed: nothing was or ever will be sent (a nonce granted
+    past the payment's `pay_before` is released, and filled, unsigned)."""
     CANCELLED = "cancelled"
     """Cancelled before anything was signed; a reserved nonce (if any) was released (filled)."""
     NONCE_CONFLICT = "nonce_conflict"

@@ -8,6 +8,7 @@ Balance and gas estimation need the chain and run in the payment preflight.
 from __future__ import annotations
 
 from collections.abc import Mapping, Set
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from offramp.chain.addresses import ZERO_ADDRESS
@@ -164,8 +165,27 @@ def check_order(
             # payment's progress); only a pool of one is known here.
             hot_wallet=chain.hot_wallet if len(chain.hot_wallets) == 1 else "",
             needs_review=asset.review_threshold is not None and amount >= asset.review_threshold,
+            pay_before=pay_before(pay.deadline),
         )
     )
+
+
+# A transfer signed this close to the provider's deadline may be mined after it.
+DEADLINE_MARGIN = timedelta(seconds=60)
+
+
+def pay_before(deadline: str | None) -> datetime | None:
+    """The provider's deadline (ISO 8601 text) less `DEADLINE_MARGIN`; None if it gives none or
+    one we cannot read (then only the provider's own expiry status stops a payment)."""
+    if not deadline:
+        return None
+    try:
+        at = datetime.fromisoformat(deadline.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at - DEADLINE_MARGIN
 
 
 def _check_amount(

@@ -221,6 +221,9 @@ class PaymentPlan(BaseModel):
     # reports the wallet it reserved with (SellOrderWorkflow.payment_progress).
     hot_wallet: str
     needs_review: bool
+    # Send nothing at or after this time: the provider's deadline less a margin for inclusion (a
+    # deposit mined after the order expired is lost to a refund process). None: no deadline.
+    pay_before: datetime | None = None
 
 
 class PaymentOutcomeQuery(BaseModel):

@@ -90,6 +90,7 @@ class OrderPayment(OrderState):
                     amount=plan.amount,
                     expected_token_address=plan.token_address,
                     progress_signal=names.PAYMENT_PROGRESS_SIGNAL,
+                    pay_before=plan.pay_before,
                 ),
                 id=workflow_id,
                 result_type=PaymentOutcome,
