@@ -69,6 +69,10 @@ async def create_orders(bench: Bench, count: int, label: str) -> list[BenchOrder
                 asset="USDC",
                 amount=order_amount(i),
                 user_ref=USER_REF,
+                # Open for the whole scenario: a queue of thousands through few wallets outlasts
+                # the simulator's default 30 minutes (the engine then refuses to pay late:
+                # tests/workflows/test_payment_deadline.py), and the bench measures throughput.
+                expires_in_seconds=bench.limit(count) * 2,
             )
 
         created = await bounded(create(i) for i in range(count))
