@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from offramp.chain.models import payment_workflow_id
 from offramp.orders.models import SellOrderState, Stage
 from offramp.simulator.admin import SimulatorAdmin
+from tests.e2e.billing import billed_actions, event_counts
 from tests.e2e.support import (
     SellChain,
     create_sim_order,
@@ -21,10 +21,28 @@ from tests.e2e.support import (
     start_order,
 )
 
+# A happy order's actions besides its provider polls (measured; a regression fails): one start,
+# the payment child (2), its two progress signals, and one upsert per bookkeeping step.
+EXPECTED_ORDER_FIXED: Counter[str] = Counter(start=1, upsert=12, child_start=2, signal=2)
+# The payment child: its start is billed in the order's child_start. Its activities (gas,
+# broadcast, receipt), the hot-wallet entity's signals and its progress signals.
+EXPECTED_PAYMENT: Counter[str] = Counter(
+    start=1, activity_attempt=5, upsert=1, timer=1, signal=1, signal_sent=4
+)
 
-async def event_counts(handle: WorkflowHandle[Any, Any]) -> Counter[str]:
-    history = await handle.fetch_history()
-    return Counter(EventType.Name(e.event_type) for e in history.events)
+
+def order_bill(order: Counter[str], payment: Counter[str]) -> int:
+    """Actions per order: the order and its payment child, each action once (the child's start
+    is in the order's child_start; the order's signals come from the child's signal_sent)."""
+    return sum(order.values()) + sum(payment.values()) - payment["start"] - order["signal"]
+
+
+async def events_of(handle: WorkflowHandle[Any, Any]) -> Counter[str]:
+    return event_counts(await handle.fetch_history())
+
+
+async def actions_of(handle: WorkflowHandle[Any, Any]) -> Counter[str]:
+    return billed_actions(await handle.fetch_history())
 
 
 async def run_settling_in(
@@ -44,8 +62,8 @@ async def run_settling_in(
     assert result.outcome is Stage.SETTLED
     payment = dev_env.client.get_workflow_handle(payment_workflow_id(f"kado-{order_id}"))
     return (
-        await event_counts(handle),
-        await event_counts(payment),
+        await events_of(handle),
+        await events_of(payment),
         state,
         await admin.requests_for(order_id),
     )
@@ -75,3 +93,27 @@ async def test_history_does_not_grow_with_settlement_time(
         f"{slow_payment['EVENT_TYPE_ACTIVITY_TASK_SCHEDULED']} activities); "
         f"provider polls fast={fast_polls} slow={slow_polls}"
     )
+
+
+async def test_billed_actions_per_order(
+    dev_env: WorkflowEnvironment, sc: SellChain, admin: SimulatorAdmin, task_queue: str
+) -> None:
+    """Counted from the real histories of a happy order and its payment child, attempts of the
+    poll-by-retry waits included: a change that adds an activity, upsert, timer, signal or poll
+    fails here."""
+    order_id = await create_sim_order(
+        admin, scenario="slow_settlement", slow_settlement_seconds=3.0
+    )
+    async with engine_worker(dev_env.client, engine_settings(sc, task_queue)):
+        handle = await start_order(dev_env.client, task_queue, order_id)
+        assert (await handle.result()).outcome is Stage.SETTLED
+    payment = dev_env.client.get_workflow_handle(payment_workflow_id(f"kado-{order_id}"))
+    order_actions, payment_actions = await actions_of(handle), await actions_of(payment)
+    polls = await admin.requests_for(order_id)
+    print(f"\norder actions {dict(order_actions)}; payment {dict(payment_actions)}; polls {polls}")
+    # Every provider call is one billed attempt (fetch + wait polls; the check calls nobody).
+    assert order_actions["activity_attempt"] == polls + 1
+    fixed = order_actions - Counter(activity_attempt=order_actions["activity_attempt"])
+    assert fixed == EXPECTED_ORDER_FIXED
+    assert payment_actions == EXPECTED_PAYMENT
+    assert order_bill(order_actions, payment_actions) == 15 + 12 + polls + 1
