@@ -4,7 +4,7 @@ attributes, the result. The base of every part of the workflow (handlers, waits,
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from temporalio import workflow
 
@@ -28,6 +28,10 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.order.render import details_markdown
 
+# A poll_now within this long of starting a fresh poll is held until the gap ends: a storm of
+# webhooks must not keep cancelling polls before they can answer.
+POLL_NOW_MIN_GAP: Final = timedelta(seconds=2)
+
 
 class Seen(NamedTuple):
     """A provider's order as its activity returned it (`raw`: the check activity takes it as it
@@ -48,6 +52,7 @@ class OrderState:
     _decision: tuple[bool, Decision] | None
     _cancel: Decision | None
     _poll_now: bool
+    _poll_deferred: bool  # a poll_now arrived inside the gap: poll when it ends
     _poll_started_at: datetime
     _ready_deadline: datetime
     _reject_reason: RejectReason | None

@@ -92,6 +92,7 @@ class SellOrderWorkflow(OrderHandlers, ProviderWaits, OrderPayment):
         self._decision = None
         self._cancel = None
         self._poll_now = False
+        self._poll_deferred = False
         self._poll_started_at = self._started_at
         self._ready_deadline = self._started_at + self._input.ready_timeout
         self._reject_reason = None
