@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHistory
 
 E = EventType
@@ -50,6 +51,8 @@ def billed_actions(history: WorkflowHistory) -> Counter[str]:
     last_task_completed = 0
     for event in history.events:
         kind = event.event_type
+        if kind == E.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES and _patch_marker_only(event):
+            continue  # the TemporalChangeVersion upsert of a patch marker is exempt
         if kind in _BILLED:
             actions[names[kind]] += _BILLED[kind]
         elif kind == E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
@@ -70,6 +73,11 @@ def billed_actions(history: WorkflowHistory) -> Counter[str]:
     actions["activity_attempt"] += len(scheduled - started)
     actions["local_activities"] += len(local_marker_tasks)
     return +actions
+
+
+def _patch_marker_only(event: HistoryEvent) -> bool:
+    fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes
+    return set(fields.indexed_fields) == {"TemporalChangeVersion"}
 
 
 def event_counts(history: WorkflowHistory) -> Counter[str]:

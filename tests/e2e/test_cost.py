@@ -22,12 +22,13 @@ from tests.e2e.support import (
 )
 
 # A happy order's actions besides its provider polls (measured; a regression fails): one start,
-# the payment child (2), its two progress signals, and one upsert per bookkeeping step.
-EXPECTED_ORDER_FIXED: Counter[str] = Counter(start=1, upsert=12, child_start=2, signal=2)
+# the payment child (2), its two progress signals, and one upsert per workflow task that changed
+# a search attribute (combined-upserts: 6; one per change before, 9).
+EXPECTED_ORDER_FIXED: Counter[str] = Counter(start=1, upsert=6, child_start=2, signal=2)
 # The payment child: its start is billed in the order's child_start. Its activities (gas,
 # broadcast, receipt), the hot-wallet entity's signals and its progress signals.
 EXPECTED_PAYMENT: Counter[str] = Counter(
-    start=1, activity_attempt=5, upsert=1, timer=1, signal=1, signal_sent=4
+    start=1, activity_attempt=5, timer=1, signal=1, signal_sent=4
 )
 
 
@@ -116,4 +117,4 @@ async def test_billed_actions_per_order(
     fixed = order_actions - Counter(activity_attempt=order_actions["activity_attempt"])
     assert fixed == EXPECTED_ORDER_FIXED
     assert payment_actions == EXPECTED_PAYMENT
-    assert order_bill(order_actions, payment_actions) == 15 + 12 + polls + 1
+    assert order_bill(order_actions, payment_actions) == 9 + 11 + polls + 1
