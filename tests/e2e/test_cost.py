@@ -4,6 +4,7 @@ more provider polls) leaves exactly the same history as a fast one."""
 from __future__ import annotations
 
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 from temporalio.client import WorkflowHandle
@@ -118,3 +119,25 @@ async def test_billed_actions_per_order(
     assert fixed == EXPECTED_ORDER_FIXED
     assert payment_actions == EXPECTED_PAYMENT
     assert order_bill(order_actions, payment_actions) == 9 + 11 + polls + 1
+
+
+async def test_long_wait_attempts_poll_inside_and_bill_once(
+    dev_env: WorkflowEnvironment, sc: SellChain, admin: SimulatorAdmin, task_queue: str
+) -> None:
+    """`wait_attempt`: each wait attempt polls the provider many times (the activity sleeps
+    between polls): fewer billed attempts than provider calls, same outcome."""
+    order_id = await create_sim_order(
+        admin, scenario="slow_settlement", slow_settlement_seconds=6.0
+    )
+    async with engine_worker(dev_env.client, engine_settings(sc, task_queue)):
+        handle = await start_order(
+            dev_env.client, task_queue, order_id, wait_attempt=timedelta(minutes=5)
+        )
+        assert (await handle.result()).outcome is Stage.SETTLED
+        state = await handle.query("state", result_type=SellOrderState)
+    actions = await actions_of(handle)
+    polls = await admin.requests_for(order_id)
+    print(f"\nlong attempts: {dict(actions)}; polls {polls}")
+    assert polls >= 10
+    # fetch + check + one attempt per wait (the status changes end each wait).
+    assert actions["activity_attempt"] == 2 + len(state.provider_statuses) - 1

@@ -87,7 +87,7 @@ class ProviderWaits(OrderState):
                         self._adapter.activities.wait_for_order_change,
                         self._wait_input(await_ready=True, last=order.view.status),
                         result_type=self._adapter.order_model,
-                        start_to_close_timeout=PROVIDER_CALL_TIMEOUT,
+                        start_to_close_timeout=self._wait_call_timeout(),
                         schedule_to_close_timeout=remaining(deadline),
                         retry_policy=poll_retry(self._adapter),
                         summary="wait until the order is ready for the deposit",
@@ -135,7 +135,7 @@ class ProviderWaits(OrderState):
                             await_ready=False, last=last, retry_malformed=retry_malformed
                         ),
                         result_type=self._adapter.order_model,
-                        start_to_close_timeout=PROVIDER_CALL_TIMEOUT,
+                        start_to_close_timeout=self._wait_call_timeout(),
                         schedule_to_close_timeout=remaining(deadline),
                         retry_policy=poll_retry(self._adapter, retry_malformed=retry_malformed),
                         summary=f"follow the order until settled (now {last or 'missing'})",
@@ -207,10 +207,19 @@ class ProviderWaits(OrderState):
             last_status=last,
             retry_malformed=retry_malformed,
             initial_interval_seconds=self._input.poll_initial_interval.total_seconds(),
-            max_interval_seconds=max(
-                self._input.poll_max_interval, self._input.poll_initial_interval
-            ).total_seconds(),
+            max_interval_seconds=self._poll_cap().total_seconds(),
+            attempt_seconds=self._input.wait_attempt.total_seconds(),
         )
+
+    def _poll_cap(self) -> timedelta:
+        """The longest gap between polls: adaptive up to `poll_max_interval`, or with webhooks
+        (they wake the order) a sparse safety poll."""
+        cap = self._input.safety_poll_interval if self._input.webhooks else None
+        return max(cap or self._input.poll_max_interval, self._input.poll_initial_interval)
+
+    def _wait_call_timeout(self) -> timedelta:
+        # A long attempt's worker dying is noticed when the attempt should have ended.
+        return PROVIDER_CALL_TIMEOUT + self._input.wait_attempt
 
     async def _interruptible(
         self,
