@@ -3,6 +3,7 @@ more provider polls) leaves exactly the same history as a fast one."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from datetime import timedelta
 from typing import Any
@@ -141,3 +142,43 @@ async def test_long_wait_attempts_poll_inside_and_bill_once(
     assert polls >= 10
     # fetch + check + one attempt per wait (the status changes end each wait).
     assert actions["activity_attempt"] == 2 + len(state.provider_statuses) - 1
+
+
+async def test_with_webhooks_an_order_is_billed_the_same_at_any_settlement_time(
+    dev_env: WorkflowEnvironment, sc: SellChain, admin: SimulatorAdmin, task_queue: str
+) -> None:
+    """Hour-long safety polls in 6-hour attempts: only wakes (as the webhook receiver sends
+    them) move the order. Its bill: the fixed part, one attempt per wait, two per wake (the
+    signal and the new wait's attempt), however long the provider takes."""
+    order_id = await create_sim_order(
+        admin, scenario="slow_settlement", slow_settlement_seconds=4.0
+    )
+    async with engine_worker(dev_env.client, engine_settings(sc, task_queue)):
+        handle = await start_order(
+            dev_env.client,
+            task_queue,
+            order_id,
+            webhooks=True,
+            safety_poll_interval=timedelta(hours=1),
+            poll_initial_interval=timedelta(hours=1),
+            wait_attempt=timedelta(hours=6),
+            ready_timeout=timedelta(hours=3),
+        )
+        async with asyncio.timeout(120):
+            # A webhook every 3 s (past the 2 s poll_now gap) until settled.
+            while (await handle.query("state", result_type=SellOrderState)).stage is not (
+                Stage.SETTLED
+            ):
+                await handle.signal("poll_now")
+                await asyncio.sleep(3)
+        result = await handle.result()
+    assert result.outcome is Stage.SETTLED
+    payment = dev_env.client.get_workflow_handle(payment_workflow_id(f"kado-{order_id}"))
+    order_actions, payment_actions = await actions_of(handle), await actions_of(payment)
+    wakes = order_actions["signal"] - 2  # the payment child's two progress signals
+    bill = order_bill(order_actions, payment_actions) + wakes
+    print(f"\nwith webhooks: {bill} actions ({wakes} wakes), {dict(order_actions)}")
+    assert wakes >= 2
+    # 22 fixed (check and fetch included) + 1 per wait; a wake: its signal, the new wait's
+    # attempt and (inside the 2 s gap after a poll started) a deferred-poll timer.
+    assert bill <= 22 + 2 + 3 * wakes
