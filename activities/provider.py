@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio import activity
@@ -32,6 +32,7 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from offramp.observability import order_metrics
 from offramp.providers import ErrorKind, ProviderAdapter, ProviderClient, ProviderError
+from offramp.providers.polling import poll_number_at
 
 
 def to_application_error(
@@ -106,10 +107,30 @@ class ProviderActivities:
             raise to_application_error(exc) from None
 
     async def _wait_for_order_change(self, raw: Any) -> Any:
-        """One poll per attempt; "not changed yet" is a BENIGN retryable error whose
-        `next_retry_delay` grows with the attempt number (see the adapter's wait input)."""
+        """One poll per attempt, or (`attempt_seconds` > 0) polls inside the attempt for up to
+        that long on the same schedule: Temporal Cloud bills each attempt, not each poll."""
         input: Any = self._adapter.wait_input_model.model_validate(raw)
-        attempt = activity.info().attempt
+        info = activity.info()
+        if input.attempt_seconds <= 0:
+            return await self._poll_once(input, info.attempt)
+        started = time.monotonic()
+        waited = (datetime.now(UTC) - info.scheduled_time).total_seconds()
+        number = poll_number_at(input, waited)
+        not_changed = self._adapter.error_types[ErrorKind.NOT_CHANGED]
+        while True:
+            try:
+                return await self._poll_once(input, number)
+            except ApplicationError as err:
+                delay = input.delay_seconds(number)
+                spent = time.monotonic() - started
+                if err.type != not_changed or spent + delay > input.attempt_seconds:
+                    raise  # the retry policy carries on (NOT_CHANGED: after `delay`)
+            await asyncio.sleep(delay)
+            number += 1
+
+    async def _poll_once(self, input: Any, attempt: int) -> Any:
+        """One poll; "not changed yet" is a BENIGN retryable error whose `next_retry_delay`
+        grows with the poll number (see the adapter's wait input)."""
         delay = input.delay_seconds(attempt)
         try:
             order = await self._get_order(input.order_id, "poll_order")

@@ -135,6 +135,13 @@ class SellOrderInput(BaseModel):
     # How eagerly to poll the provider: the first retry after this, growing to the maximum.
     poll_initial_interval: timedelta = Field(default=timedelta(seconds=5), gt=timedelta(0))
     poll_max_interval: timedelta = Field(default=timedelta(minutes=1), gt=timedelta(0))
+    # A webhook route wakes this order (poll_now): the polls need only be a safety net, at most
+    # `safety_poll_interval` apart.
+    webhooks: bool = False
+    safety_poll_interval: timedelta = Field(default=timedelta(minutes=15), gt=timedelta(0))
+    # Each (billed) attempt of a wait polls inside for up to this long, on the same schedule;
+    # zero: one poll per attempt. Temporal Cloud bills attempts, not polls (README, "Cost").
+    wait_attempt: timedelta = Field(default=timedelta(0), ge=timedelta(0))
 
     @model_serializer(mode="wrap")
     def _serialize(self, handler: SerializerFunctionWrapHandler) -> Any:

@@ -3,16 +3,18 @@ more provider polls) leaves exactly the same history as a fast one."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
-from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from offramp.chain.models import payment_workflow_id
 from offramp.orders.models import SellOrderState, Stage
 from offramp.simulator.admin import SimulatorAdmin
+from tests.e2e.billing import billed_actions, event_counts
 from tests.e2e.support import (
     SellChain,
     create_sim_order,
@@ -21,10 +23,29 @@ from tests.e2e.support import (
     start_order,
 )
 
+# A happy order's actions besides its provider polls (measured; a regression fails): one start,
+# the payment child (2), its two progress signals, and one upsert per workflow task that changed
+# a search attribute (combined-upserts: 6; one per change before, 9).
+EXPECTED_ORDER_FIXED: Counter[str] = Counter(start=1, upsert=6, child_start=2, signal=2)
+# The payment child: its start is billed in the order's child_start. Its activities (gas,
+# broadcast, receipt), the hot-wallet entity's signals and its progress signals.
+EXPECTED_PAYMENT: Counter[str] = Counter(
+    start=1, activity_attempt=5, timer=1, signal=1, signal_sent=4
+)
 
-async def event_counts(handle: WorkflowHandle[Any, Any]) -> Counter[str]:
-    history = await handle.fetch_history()
-    return Counter(EventType.Name(e.event_type) for e in history.events)
+
+def order_bill(order: Counter[str], payment: Counter[str]) -> int:
+    """Actions per order: the order and its payment child, each action once (the child's start
+    is in the order's child_start; the order's signals come from the child's signal_sent)."""
+    return sum(order.values()) + sum(payment.values()) - payment["start"] - order["signal"]
+
+
+async def events_of(handle: WorkflowHandle[Any, Any]) -> Counter[str]:
+    return event_counts(await handle.fetch_history())
+
+
+async def actions_of(handle: WorkflowHandle[Any, Any]) -> Counter[str]:
+    return billed_actions(await handle.fetch_history())
 
 
 async def run_settling_in(
@@ -44,8 +65,8 @@ async def run_settling_in(
     assert result.outcome is Stage.SETTLED
     payment = dev_env.client.get_workflow_handle(payment_workflow_id(f"kado-{order_id}"))
     return (
-        await event_counts(handle),
-        await event_counts(payment),
+        await events_of(handle),
+        await events_of(payment),
         state,
         await admin.requests_for(order_id),
     )
@@ -75,3 +96,89 @@ async def test_history_does_not_grow_with_settlement_time(
         f"{slow_payment['EVENT_TYPE_ACTIVITY_TASK_SCHEDULED']} activities); "
         f"provider polls fast={fast_polls} slow={slow_polls}"
     )
+
+
+async def test_billed_actions_per_order(
+    dev_env: WorkflowEnvironment, sc: SellChain, admin: SimulatorAdmin, task_queue: str
+) -> None:
+    """Counted from the real histories of a happy order and its payment child, attempts of the
+    poll-by-retry waits included: a change that adds an activity, upsert, timer, signal or poll
+    fails here."""
+    order_id = await create_sim_order(
+        admin, scenario="slow_settlement", slow_settlement_seconds=3.0
+    )
+    async with engine_worker(dev_env.client, engine_settings(sc, task_queue)):
+        handle = await start_order(dev_env.client, task_queue, order_id)
+        assert (await handle.result()).outcome is Stage.SETTLED
+    payment = dev_env.client.get_workflow_handle(payment_workflow_id(f"kado-{order_id}"))
+    order_actions, payment_actions = await actions_of(handle), await actions_of(payment)
+    polls = await admin.requests_for(order_id)
+    print(f"\norder actions {dict(order_actions)}; payment {dict(payment_actions)}; polls {polls}")
+    # Every provider call is one billed attempt (fetch + wait polls; the check calls nobody).
+    assert order_actions["activity_attempt"] == polls + 1
+    fixed = order_actions - Counter(activity_attempt=order_actions["activity_attempt"])
+    assert fixed == EXPECTED_ORDER_FIXED
+    assert payment_actions == EXPECTED_PAYMENT
+    assert order_bill(order_actions, payment_actions) == 9 + 11 + polls + 1
+
+
+async def test_long_wait_attempts_poll_inside_and_bill_once(
+    dev_env: WorkflowEnvironment, sc: SellChain, admin: SimulatorAdmin, task_queue: str
+) -> None:
+    """`wait_attempt`: each wait attempt polls the provider many times (the activity sleeps
+    between polls): fewer billed attempts than provider calls, same outcome."""
+    order_id = await create_sim_order(
+        admin, scenario="slow_settlement", slow_settlement_seconds=6.0
+    )
+    async with engine_worker(dev_env.client, engine_settings(sc, task_queue)):
+        handle = await start_order(
+            dev_env.client, task_queue, order_id, wait_attempt=timedelta(minutes=5)
+        )
+        assert (await handle.result()).outcome is Stage.SETTLED
+        state = await handle.query("state", result_type=SellOrderState)
+    actions = await actions_of(handle)
+    polls = await admin.requests_for(order_id)
+    print(f"\nlong attempts: {dict(actions)}; polls {polls}")
+    assert polls >= 10
+    # fetch + check + one attempt per wait (the status changes end each wait).
+    assert actions["activity_attempt"] == 2 + len(state.provider_statuses) - 1
+
+
+async def test_with_webhooks_an_order_is_billed_the_same_at_any_settlement_time(
+    dev_env: WorkflowEnvironment, sc: SellChain, admin: SimulatorAdmin, task_queue: str
+) -> None:
+    """Hour-long safety polls in 6-hour attempts: only wakes (as the webhook receiver sends
+    them) move the order. Its bill: the fixed part, one attempt per wait, two per wake (the
+    signal and the new wait's attempt), however long the provider takes."""
+    order_id = await create_sim_order(
+        admin, scenario="slow_settlement", slow_settlement_seconds=4.0
+    )
+    async with engine_worker(dev_env.client, engine_settings(sc, task_queue)):
+        handle = await start_order(
+            dev_env.client,
+            task_queue,
+            order_id,
+            webhooks=True,
+            safety_poll_interval=timedelta(hours=1),
+            poll_initial_interval=timedelta(hours=1),
+            wait_attempt=timedelta(hours=6),
+            ready_timeout=timedelta(hours=3),
+        )
+        async with asyncio.timeout(120):
+            # A webhook every 3 s (past the 2 s poll_now gap) until settled.
+            while (await handle.query("state", result_type=SellOrderState)).stage is not (
+                Stage.SETTLED
+            ):
+                await handle.signal("poll_now")
+                await asyncio.sleep(3)
+        result = await handle.result()
+    assert result.outcome is Stage.SETTLED
+    payment = dev_env.client.get_workflow_handle(payment_workflow_id(f"kado-{order_id}"))
+    order_actions, payment_actions = await actions_of(handle), await actions_of(payment)
+    wakes = order_actions["signal"] - 2  # the payment child's two progress signals
+    bill = order_bill(order_actions, payment_actions) + wakes
+    print(f"\nwith webhooks: {bill} actions ({wakes} wakes), {dict(order_actions)}")
+    assert wakes >= 2
+    # 22 fixed (check and fetch included) + 1 per wait; a wake: its signal, the new wait's
+    # attempt and (inside the 2 s gap after a poll started) a deferred-poll timer.
+    assert bill <= 22 + 2 + 3 * wakes

@@ -248,6 +248,38 @@ async def waited_for_funds(ctx: Ctx) -> WorkflowHandle[Any, SellOrderResult]:
     return handle
 
 
+async def combined_upserts_happy(ctx: Ctx) -> WorkflowHandle[Any, SellOrderResult]:
+    """A happy order under combined-upserts: one upsert command per workflow task."""
+    return await token_happy(ctx)
+
+
+async def poll_now_storm(ctx: Ctx) -> WorkflowHandle[Any, SellOrderResult]:
+    """poll_now storms while waiting with hour-long polls: wakes inside the 2 s gap are
+    deferred to its end (deferred-poll-now timers); then wakes carry it to settled."""
+    order_id = await create_sim_order(ctx.admin, ready_after_seconds=3600)
+    handle = await start_order(
+        ctx.client,
+        ctx.task_queue,
+        order_id,
+        poll_initial_interval=timedelta(hours=1),
+        poll_max_interval=timedelta(hours=1),
+        ready_timeout=timedelta(hours=3),
+    )
+    await _wait_stage(handle, Stage.AWAITING_ORDER)
+    await asyncio.gather(*(handle.signal("poll_now") for _ in range(30)))
+    await ctx.admin.patch_order(order_id, ready_after_seconds=0)
+
+    async def settled() -> bool:
+        if (await _state(handle)).stage is Stage.SETTLED:
+            return True
+        await asyncio.gather(*(handle.signal("poll_now") for _ in range(5)))
+        await asyncio.sleep(2.5)
+        return False
+
+    await _wait_until(settled, "settled by wakes")
+    return handle
+
+
 SCENARIOS: dict[str, tuple[Scenario, Stage]] = {
     "token_happy": (token_happy, Stage.SETTLED),
     "native_happy": (native_happy, Stage.SETTLED),
@@ -269,6 +301,9 @@ SCENARIOS: dict[str, tuple[Scenario, Stage]] = {
     "malformed_after_payment": (malformed_after_payment, Stage.SETTLED),
     "malformed_until_deadline": (malformed_until_deadline, Stage.UNRESOLVED),
     "waited_for_funds": (waited_for_funds, Stage.SETTLED),
+    # Issue 9 (cost): combined upserts; poll_now inside the gap deferred, not dropped.
+    "combined_upserts_happy": (combined_upserts_happy, Stage.SETTLED),
+    "poll_now_storm": (poll_now_storm, Stage.SETTLED),
 }
 
 

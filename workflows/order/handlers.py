@@ -3,8 +3,7 @@ cancel updates, poll_now) and the payment child's progress signal."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any, Final
+from typing import Any
 
 from temporalio import workflow
 
@@ -21,12 +20,8 @@ with workflow.unsafe.imports_passed_through():
     )
 
 from workflows.operator_input import PAYLOAD_DOC, operator_decision
-from workflows.order.patches import PATCH_PROGRESS_WALLET_AND_ATTENTION
-from workflows.order.state import OrderState
-
-# poll_now within this long of starting a fresh poll is ignored: a storm of webhooks must not
-# keep cancelling polls before they can answer.
-POLL_NOW_MIN_GAP: Final = timedelta(seconds=2)
+from workflows.order.patches import PATCH_DEFERRED_POLL_NOW, PATCH_PROGRESS_WALLET_AND_ATTENTION
+from workflows.order.state import POLL_NOW_MIN_GAP, OrderState
 
 
 class OrderHandlers(OrderState):
@@ -45,6 +40,10 @@ class OrderHandlers(OrderState):
     def poll_now(self) -> None:
         if workflow.now() - self._poll_started_at >= POLL_NOW_MIN_GAP:
             self._poll_now = True
+        # Too soon after a poll started: poll once when the gap ends (the wait sets a timer).
+        # The condition comes first: a run that never gets such a wake carries no patch marker.
+        elif not self._poll_now and workflow.patched(PATCH_DEFERRED_POLL_NOW):
+            self._poll_deferred = True
 
     @workflow.signal(
         name=names.PAYMENT_PROGRESS_SIGNAL,

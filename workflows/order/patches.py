@@ -19,3 +19,9 @@ PATCH_RETRY_MALFORMED_AFTER_PAYMENT: Final = "retry-malformed-after-payment"
 # The payment's progress names the wallet that reserved (the order's HotWallet follows it) and
 # clears the order's attention once the payment no longer needs it (e.g. funds arrived).
 PATCH_PROGRESS_WALLET_AND_ATTENTION: Final = "progress-wallet-and-attention"
+# A poll_now inside POLL_NOW_MIN_GAP of a poll's start is remembered and polls once when the gap
+# ends (it was ignored before): one timer per gap, however many wakes arrive in it.
+PATCH_DEFERRED_POLL_NOW: Final = "deferred-poll-now"
+# The search-attribute upserts of one workflow task go out as one command (each is billed), at
+# the end of the task's step (and before the workflow ends); they were one command each before.
+PATCH_COMBINED_UPSERTS: Final = "combined-upserts"

@@ -3,8 +3,9 @@ attributes, the result. The base of every part of the workflow (handlers, waits,
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from temporalio import workflow
 
@@ -26,7 +27,16 @@ with workflow.unsafe.imports_passed_through():
     )
     from offramp.providers import OrderSnapshot, ProviderAdapter
 
+from workflows.order.patches import PATCH_COMBINED_UPSERTS
 from workflows.order.render import details_markdown
+
+# A poll_now within this long of starting a fresh poll is held until the gap ends: a storm of
+# webhooks must not keep cancelling polls before they can answer.
+POLL_NOW_MIN_GAP: Final = timedelta(seconds=2)
+
+
+# How many rounds of the workflow's ready queue a pending upsert waits for more of its step.
+_FLUSH_HOPS: Final = 3
 
 
 class Seen(NamedTuple):
@@ -48,12 +58,14 @@ class OrderState:
     _decision: tuple[bool, Decision] | None
     _cancel: Decision | None
     _poll_now: bool
+    _poll_deferred: bool  # a poll_now arrived inside the gap: poll when it ends
     _poll_started_at: datetime
     _ready_deadline: datetime
     _reject_reason: RejectReason | None
     _earlier_payment: PaymentOutcome | None
     _last_order: Seen | None  # the order as last checked before paying
     _attention_from_payment: bool  # the current flag was raised by the payment
+    _pending_upserts: dict[str, Any]  # search-attribute updates not sent yet, by key name
 
     def _observe(self, order: OrderSnapshot) -> None:
         status = order.shown_status
@@ -133,7 +145,26 @@ class OrderState:
         self._publish_details()
 
     def _upsert(self, *updates: Any) -> None:
-        workflow.upsert_search_attributes(list(updates))
+        if not workflow.patched(PATCH_COMBINED_UPSERTS):
+            workflow.upsert_search_attributes(list(updates))
+            return
+        # Billed per command: collect this step's updates (the last value of a key wins) and
+        # send them once the step yields. `run` flushes too: the end of the workflow is a
+        # command added in the same step, and nothing may follow it.
+        if not self._pending_upserts:
+            asyncio.get_running_loop().call_soon(self._flush_upserts, _FLUSH_HOPS)
+        for update in updates:
+            self._pending_upserts[update.key.name] = update
+
+    def _flush_upserts(self, hops: int = 0) -> None:
+        if hops > 0 and self._pending_upserts:
+            # Behind the work this step queued (a task it started sets the next stage).
+            asyncio.get_running_loop().call_soon(self._flush_upserts, hops - 1)
+            return
+        if self._pending_upserts:
+            updates = list(self._pending_upserts.values())
+            self._pending_upserts.clear()
+            workflow.upsert_search_attributes(updates)
 
     def _publish_details(self) -> None:
         workflow.set_current_details(details_markdown(self._state))

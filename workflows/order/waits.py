@@ -33,7 +33,7 @@ from workflows.order.patches import (
     PATCH_RETRY_MALFORMED_AFTER_PAYMENT,
     PATCH_WORKFLOW_CANCEL,
 )
-from workflows.order.state import OrderState, Seen, remaining
+from workflows.order.state import POLL_NOW_MIN_GAP, OrderState, Seen, remaining
 
 T = TypeVar("T")
 
@@ -87,7 +87,7 @@ class ProviderWaits(OrderState):
                         self._adapter.activities.wait_for_order_change,
                         self._wait_input(await_ready=True, last=order.view.status),
                         result_type=self._adapter.order_model,
-                        start_to_close_timeout=PROVIDER_CALL_TIMEOUT,
+                        start_to_close_timeout=self._wait_call_timeout(),
                         schedule_to_close_timeout=remaining(deadline),
                         retry_policy=poll_retry(self._adapter),
                         summary="wait until the order is ready for the deposit",
@@ -135,7 +135,7 @@ class ProviderWaits(OrderState):
                             await_ready=False, last=last, retry_malformed=retry_malformed
                         ),
                         result_type=self._adapter.order_model,
-                        start_to_close_timeout=PROVIDER_CALL_TIMEOUT,
+                        start_to_close_timeout=self._wait_call_timeout(),
                         schedule_to_close_timeout=remaining(deadline),
                         retry_policy=poll_retry(self._adapter, retry_malformed=retry_malformed),
                         summary=f"follow the order until settled (now {last or 'missing'})",
@@ -207,10 +207,19 @@ class ProviderWaits(OrderState):
             last_status=last,
             retry_malformed=retry_malformed,
             initial_interval_seconds=self._input.poll_initial_interval.total_seconds(),
-            max_interval_seconds=max(
-                self._input.poll_max_interval, self._input.poll_initial_interval
-            ).total_seconds(),
+            max_interval_seconds=self._poll_cap().total_seconds(),
+            attempt_seconds=self._input.wait_attempt.total_seconds(),
         )
+
+    def _poll_cap(self) -> timedelta:
+        """The longest gap between polls: adaptive up to `poll_max_interval`, or with webhooks
+        (they wake the order) a sparse safety poll."""
+        cap = self._input.safety_poll_interval if self._input.webhooks else None
+        return max(cap or self._input.poll_max_interval, self._input.poll_initial_interval)
+
+    def _wait_call_timeout(self) -> timedelta:
+        # A long attempt's worker dying is noticed when the attempt should have ended.
+        return PROVIDER_CALL_TIMEOUT + self._input.wait_attempt
 
     async def _interruptible(
         self,
@@ -223,6 +232,7 @@ class ProviderWaits(OrderState):
         """Await an activity until it completes, `poll_now` arrives, or (if `cancellable`) a cancel
         is requested. `alert_at`: call `on_alert` once if still waiting then (one timer)."""
         self._poll_now = False
+        self._poll_deferred = False  # this poll answers any wake deferred so far
         self._poll_started_at = workflow.now()
         task: asyncio.Future[T] = asyncio.ensure_future(waiting)
 
@@ -230,14 +240,7 @@ class ProviderWaits(OrderState):
             return self._poll_now or (cancellable and self._cancel is not None)
 
         condition = lambda: task.done() or interrupted()  # noqa: E731
-        if alert_at is not None and on_alert is not None:
-            try:
-                await workflow.wait_condition(
-                    condition, timeout=remaining(alert_at), timeout_summary="attention alarm"
-                )
-            except TimeoutError:
-                on_alert()
-        await workflow.wait_condition(condition)
+        await self._until(condition, alert_at if on_alert is not None else None, on_alert)
         if task.done():
             return task.result()
         task.cancel()
@@ -246,3 +249,40 @@ class ProviderWaits(OrderState):
         with contextlib.suppress(ActivityError, asyncio.CancelledError):
             await task
         raise Interrupted
+
+    async def _until(
+        self,
+        condition: Callable[[], bool],
+        alert_at: datetime | None,
+        on_alert: Callable[[], None] | None,
+    ) -> None:
+        """Wait for `condition`, calling `on_alert` once at `alert_at` (one timer) and turning a
+        deferred poll_now into a poll when its gap ends (one timer per gap). Without a deferred
+        wake the commands are those of the code before PATCH_DEFERRED_POLL_NOW."""
+        while True:
+            deferred = self._poll_deferred
+            gap_end = self._poll_started_at + POLL_NOW_MIN_GAP if deferred else None
+            ends = [t for t in (alert_at, gap_end) if t is not None]
+
+            def woken(deferred: bool = deferred) -> bool:
+                # A wake deferred since this wait began re-arms it with the gap's timer.
+                return condition() or (self._poll_deferred and not deferred)
+
+            if not ends:
+                await workflow.wait_condition(woken)
+            else:
+                try:
+                    await workflow.wait_condition(
+                        woken,
+                        timeout=remaining(min(ends)),
+                        timeout_summary="attention alarm" if gap_end is None else "poll_now",
+                    )
+                except TimeoutError:
+                    now = workflow.now()
+                    if alert_at is not None and alert_at <= now and on_alert is not None:
+                        alert_at = None
+                        on_alert()
+                    if gap_end is not None and gap_end <= now:
+                        self._poll_now = True
+            if condition():
+                return

@@ -92,15 +92,23 @@ class SellOrderWorkflow(OrderHandlers, ProviderWaits, OrderPayment):
         self._decision = None
         self._cancel = None
         self._poll_now = False
+        self._poll_deferred = False
         self._poll_started_at = self._started_at
         self._ready_deadline = self._started_at + self._input.ready_timeout
         self._reject_reason = None
         self._earlier_payment = None
         self._last_order = None
         self._attention_from_payment = False
+        self._pending_upserts = {}
 
     @workflow.run
     async def run(self, input: Any) -> SellOrderResult:
+        try:
+            return await self._run()
+        finally:
+            self._flush_upserts()  # before the workflow's ending, the last command
+
+    async def _run(self) -> SellOrderResult:
         order_metrics.order_received(self._adapter.name)
         if self._input_error is not None:
             raise ApplicationError(

@@ -141,6 +141,7 @@ class KadoAdapter:
         retry_malformed: bool,
         initial_interval_seconds: float,
         max_interval_seconds: float,
+        attempt_seconds: float = 0.0,
     ) -> WaitForOrderChangeInput:
         return WaitForOrderChangeInput(
             order_id=order_id,
@@ -149,6 +150,7 @@ class KadoAdapter:
             retry_malformed=retry_malformed,
             initial_interval_seconds=initial_interval_seconds,
             max_interval_seconds=max_interval_seconds,
+            attempt_seconds=attempt_seconds,
         )
 
     def client_from_settings(self, settings: Any) -> ProviderClient:

@@ -463,6 +463,8 @@ class WaitForOrderChangeInput(BaseModel):
     max_interval_seconds: float = Field(default=60.0, gt=0)
     backoff: float = Field(default=1.5, ge=1.0)
     retry_malformed: bool = False
+    # > 0: one attempt polls inside (sleeping between polls) for up to this long.
+    attempt_seconds: float = Field(default=0.0, ge=0)
 
     def changed(self, order: KadoOrder) -> bool:
         if self.await_ready and order.is_ready_for_deposit:
