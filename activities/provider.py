@@ -2,14 +2,17 @@
 provider, bound to the provider's adapter and client and registered under the adapter's activity
 names (committed histories hold them).
 
-Waiting uses Temporal's *infrequent polling* pattern: each attempt of the wait activity polls
-once, returns the order if it changed, and otherwise raises a BENIGN `ApplicationError` (the
-adapter's NOT_CHANGED error type) with `next_retry_delay` set to the next adaptive interval. The
-retry policy is the loop. Attempts are not recorded in the workflow history (only the final
-scheduled/started/completed events are), so a wait of any length costs the same few events; no
-worker slot is held between polls; the server's durable timer survives worker restarts; BENIGN
-errors are logged at DEBUG without a traceback. A long heartbeating activity would hold a slot per
-order and lose its sleep on a worker crash, for no benefit at poll intervals of seconds or more.
+Waiting uses Temporal's *infrequent polling* pattern: an attempt of the wait activity returns the
+order if it changed, and otherwise raises a BENIGN `ApplicationError` (the adapter's NOT_CHANGED
+error type) with `next_retry_delay` set to the next adaptive interval; the retry policy is the
+loop. Attempts are not recorded in the workflow history (only the final scheduled/started/
+completed events are), so a wait of any length costs the same few events, but Temporal Cloud
+bills every attempt. With the order's `wait_attempt` at 0 (the default) an attempt polls once:
+one billed action per poll, no worker slot held between polls. With `wait_attempt` > 0 an attempt
+polls inside on the same schedule (`offramp/providers/polling.py`) for up to that long, without
+heartbeats (each heartbeat that reaches the server is billed too): one action per attempt instead
+of per poll, at the price of a worker slot per waiting order and a dead worker noticed only after
+its attempt's timeout (README "Cost").
 
 `next_retry_delay` is not capped by the policy's `maximum_interval` (Temporal server >= 1.25,
 temporalio/temporal#6063). When `schedule_to_close_timeout` passes, or the next delay would end

@@ -24,11 +24,12 @@ from typing import Final
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from offramp.orders.names import POLL_NOW_SIGNAL
+
 log = logging.getLogger(__name__)
 
-# The order workflow's wake-up signal (workflows/sell_order.py `poll_now`, in the contract's
-# `signals`): a plain signal, never signal-with-start, so an unknown order starts nothing.
-POLL_NOW_SIGNAL: Final = "poll_now"
+# The order workflow's wake-up signal (workflows/order/handlers.py `poll_now`, in the contract's
+# `signals`) is sent as a plain signal, never signal-with-start, so an unknown order starts nothing.
 SIGNAL_TIMEOUT: Final = timedelta(seconds=10)
 
 
