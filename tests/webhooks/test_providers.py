@@ -8,8 +8,8 @@ import pytest
 
 from offramp.orders.contract import schemas
 from offramp.orders.models import workflow_id_for
+from offramp.orders.names import POLL_NOW_SIGNAL
 from offramp.webhooks.providers import KADO, KIDAPAY, MalformedEvent, parse_kado, parse_kidapay
-from offramp.webhooks.wake import POLL_NOW_SIGNAL
 
 
 def body(payload: object) -> bytes:

@@ -19,9 +19,9 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from offramp.orders.models import Stage, workflow_id_for
+from offramp.orders.names import POLL_NOW_SIGNAL
 from offramp.simulator.admin import SimulatorAdmin
 from offramp.webhooks.signatures import KADO_SIGNATURE_HEADER, KADO_TIMESTAMP_HEADER, sign_kado
-from offramp.webhooks.wake import POLL_NOW_SIGNAL
 from tests.e2e.support import (
     SellChain,
     create_sim_order,
