@@ -24,6 +24,7 @@ from offramp.devstack.chain import LocalChain, anvil_process, prepare_chain, web
 from offramp.devstack.processes import ManagedProcess, free_port
 from offramp.simulator.admin import SimulatorAdmin
 from offramp.simulator.process import simulator_process, wait_simulator_ready
+from tests.chain.support import PayChain, pay_chain
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -177,3 +178,11 @@ async def sim_admin(kado_simulator: KadoSimulator) -> AsyncIterator[SimulatorAdm
             yield admin
         finally:
             await admin.set_global_faults(None)
+
+
+@pytest.fixture
+def chain(tmp_path: Path) -> Iterator[PayChain]:
+    """A private anvil with the test token and a funded hot wallet (tests/chain/support.py), for
+    the payment tests; a module that needs another chain defines its own `chain`."""
+    with pay_chain(tmp_path) as chain:
+        yield chain

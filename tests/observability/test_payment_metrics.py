@@ -4,10 +4,7 @@ payment's own state counts them (a private anvil that mines nothing until told t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from eth_account import Account
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
@@ -20,7 +17,6 @@ from offramp.observability import order_metrics as m
 from tests.chain.support import (
     CHAIN,
     PayChain,
-    pay_chain,
     payment_request,
     payment_state,
     payment_worker,
@@ -28,12 +24,6 @@ from tests.chain.support import (
     wait_for,
 )
 from tests.observability.prometheus import sample, scrape_until
-
-
-@pytest.fixture
-def chain(tmp_path: Path) -> Iterator[PayChain]:
-    with pay_chain(tmp_path) as chain:
-        yield chain
 
 
 async def test_fee_bumps_and_rebroadcasts_are_counted(

@@ -8,11 +8,8 @@ funds"), and admits it by itself once the wallet is topped up; nonces stay conti
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from eth_account import Account
 from temporalio.client import Client, WorkflowHandle
 
@@ -30,7 +27,6 @@ from tests.chain.rpc_proxy import RpcProxy, rpc_proxy
 from tests.chain.support import (
     CHAIN,
     PayChain,
-    pay_chain,
     payment_request,
     payment_state,
     payment_worker,
@@ -39,12 +35,6 @@ from tests.chain.support import (
     wallet_id,
 )
 from workflows.hot_wallet import HotWalletWorkflow
-
-
-@pytest.fixture
-def chain(tmp_path: Path) -> Iterator[PayChain]:
-    with pay_chain(tmp_path) as chain:
-        yield chain
 
 
 def set_token_balance(chain: PayChain, base_units: int) -> None:

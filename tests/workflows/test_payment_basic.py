@@ -3,11 +3,8 @@ the outcome's fields, and no key in the histories."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 
-import pytest
 from eth_account import Account
 from temporalio.client import Client
 from temporalio.worker import Replayer
@@ -18,19 +15,12 @@ from tests.chain.support import (
     CHAIN,
     PayChain,
     assert_no_key_in_histories,
-    pay_chain,
     payment_worker,
     start_payment,
     wallet_id,
 )
 from workflows.hot_wallet import HotWalletWorkflow
 from workflows.payment import NonceFillWorkflow, PaymentWorkflow
-
-
-@pytest.fixture
-def chain(tmp_path: Path) -> Iterator[PayChain]:
-    with pay_chain(tmp_path) as chain:
-        yield chain
 
 
 async def test_native_and_token_payment(

@@ -5,10 +5,7 @@ and re-confirmation, and an abandoned nonce is filled so later payments are not 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from eth_account import Account
 from hexbytes import HexBytes
 from temporalio.client import Client, WithStartWorkflowOperation
@@ -34,7 +31,6 @@ from tests.chain.support import (
     CHAIN,
     PayChain,
     assert_no_key_in_histories,
-    pay_chain,
     payment_request,
     payment_state,
     payment_worker,
@@ -42,12 +38,6 @@ from tests.chain.support import (
     wait_for,
     wallet_id,
 )
-
-
-@pytest.fixture
-def chain(tmp_path: Path) -> Iterator[PayChain]:
-    with pay_chain(tmp_path) as chain:
-        yield chain
 
 
 def _mined_hashes(chain: PayChain, hashes: list[str]) -> list[str]:

@@ -4,11 +4,8 @@ when a nonce is reserved (from then on a tx may exist), and the outcome."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 
-import pytest
 from eth_account import Account
 from pydantic import BaseModel
 from temporalio import workflow
@@ -24,7 +21,7 @@ from offramp.chain.models import (
     payment_workflow_id,
 )
 from offramp.chain.rpc import ChainRuntime
-from tests.chain.support import CHAIN, PayChain, both_queues, pay_chain, payment_settings
+from tests.chain.support import CHAIN, PayChain, both_queues, payment_settings
 from workflows.hot_wallet import HotWalletWorkflow
 from workflows.payment import NonceFillWorkflow, PaymentWorkflow
 
@@ -56,12 +53,6 @@ class FakeOrder:
             static_summary=f"pay {request.amount} {request.asset} to {request.recipient}",
         )
         return OrderResult(outcome=outcome, progress=self.progress)
-
-
-@pytest.fixture
-def chain(tmp_path: Path) -> Iterator[PayChain]:
-    with pay_chain(tmp_path) as chain:
-        yield chain
 
 
 async def test_order_runs_the_payment_as_a_child(

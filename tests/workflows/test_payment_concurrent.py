@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 
-import pytest
 from eth_account import Account
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
@@ -27,7 +24,6 @@ from tests.chain.support import (
     CHAIN,
     PayChain,
     assert_no_key_in_histories,
-    pay_chain,
     payment_worker,
     start_payment,
     wallet_id,
@@ -38,12 +34,6 @@ from tests.chain.support import (
 PAYMENTS = 48
 IN_FLIGHT_LIMIT = 8
 CACHE = 5  # far below the open workflows: evictions and replays all the time
-
-
-@pytest.fixture
-def chain(tmp_path: Path) -> Iterator[PayChain]:
-    with pay_chain(tmp_path) as chain:
-        yield chain
 
 
 async def test_burst_of_concurrent_payments_exactly_once_with_a_small_cache(

@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
-import pytest
 from eth_account import Account
 from temporalio.client import Client
 
@@ -22,19 +20,12 @@ from offramp.rejections import RejectReason
 from tests.chain.support import (
     CHAIN,
     PayChain,
-    pay_chain,
     payment_worker,
     start_payment,
     wallet_id,
 )
 
 WITHIN = 120.0  # seconds: generous for a loaded machine, but bounded
-
-
-@pytest.fixture
-def chain(tmp_path: Path) -> Iterator[PayChain]:
-    with pay_chain(tmp_path) as chain:
-        yield chain
 
 
 def usdc(payment_id: str, recipient: str, pay_before: datetime | None) -> PaymentRequest:

@@ -4,11 +4,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from contextlib import ExitStack
-from pathlib import Path
 
-import pytest
 from eth_account import Account
 from temporalio.client import Client
 
@@ -17,19 +14,12 @@ from tests.chain.rpc_nodes import rpc_node
 from tests.chain.support import (
     CHAIN,
     PayChain,
-    pay_chain,
     payment_request,
     payment_state,
     payment_worker,
     start_payment,
     wait_for,
 )
-
-
-@pytest.fixture
-def chain(tmp_path: Path) -> Iterator[PayChain]:
-    with pay_chain(tmp_path) as chain:
-        yield chain
 
 
 async def test_safe_finality_waits_for_the_safe_block(

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from eth_account import Account
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
@@ -20,7 +17,6 @@ from tests.chain.support import (
     CHAIN,
     PayChain,
     assert_no_key_in_histories,
-    pay_chain,
     payment_request,
     payment_state,
     payment_worker,
@@ -32,12 +28,6 @@ from workflows.payment import MAX_SEND_ROUNDS, PATCH_BOUNDED_SEND_ROUNDS
 # What MAX_SEND_ROUNDS re-broadcasts may add (a round is ~17 events after a drop) plus the
 # preflight, the nonce, the first broadcast and the end: the history must stay under this.
 HISTORY_BOUND = 25 * MAX_SEND_ROUNDS + 100
-
-
-@pytest.fixture
-def chain(tmp_path: Path) -> Iterator[PayChain]:
-    with pay_chain(tmp_path) as chain:
-        yield chain
 
 
 async def history_length(client: Client, workflow_id: str) -> int:

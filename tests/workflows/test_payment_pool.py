@@ -8,10 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from eth_account import Account
 from temporalio.client import Client
 
@@ -25,7 +22,6 @@ from offramp.devstack.chain import POOL_WALLETS, fund_hot_wallet, mint
 from tests.chain.support import (
     CHAIN,
     PayChain,
-    pay_chain,
     payment_request,
     payment_state,
     payment_worker,
@@ -35,12 +31,6 @@ from tests.chain.support import (
 # Runtime code of a contract whose fallback stores msg.value (CALLVALUE PUSH1 0 SSTORE STOP):
 # receiving ETH costs a fresh SSTORE, far above 21,000 gas.
 STORING_RECEIVER = "0x3460005500"
-
-
-@pytest.fixture
-def chain(tmp_path: Path) -> Iterator[PayChain]:
-    with pay_chain(tmp_path) as chain:
-        yield chain
 
 
 def expected_wallet(payment_id: str, wallets: list[str]) -> str:

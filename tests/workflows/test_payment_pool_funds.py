@@ -8,11 +8,8 @@ would revert for another reason (a blocked recipient) is refused in wait mode to
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from eth_account import Account
 from temporalio.client import Client, WorkflowHandle
 
@@ -29,19 +26,12 @@ from offramp.devstack.chain import (
 from tests.chain.support import (
     CHAIN,
     PayChain,
-    pay_chain,
     payment_request,
     payment_state,
     payment_worker,
     start_payment,
     wait_for,
 )
-
-
-@pytest.fixture
-def chain(tmp_path: Path) -> Iterator[PayChain]:
-    with pay_chain(tmp_path) as chain:
-        yield chain
 
 
 def leave_tokens(chain: PayChain, wallet: str, base_units: int) -> None:

@@ -4,9 +4,7 @@ whose RPC reports another chain id is not served."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from eth_account import Account
@@ -25,17 +23,10 @@ from tests.chain.support import (
     CHAIN,
     PayChain,
     assert_no_key_in_histories,
-    pay_chain,
     payment_worker,
     start_payment,
     wallet_id,
 )
-
-
-@pytest.fixture
-def chain(tmp_path: Path) -> Iterator[PayChain]:
-    with pay_chain(tmp_path) as chain:
-        yield chain
 
 
 def _bad_checksum(address: str) -> str:

@@ -4,11 +4,8 @@ wallet), even when the balances would now refuse a new payment."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 
-import pytest
 from eth_account import Account
 from temporalio.client import Client
 
@@ -17,18 +14,11 @@ from offramp.devstack.chain import HOT_WALLET
 from tests.chain.support import (
     CHAIN,
     PayChain,
-    pay_chain,
     payment_state,
     payment_worker,
     start_payment,
     wait_for,
 )
-
-
-@pytest.fixture
-def chain(tmp_path: Path) -> Iterator[PayChain]:
-    with pay_chain(tmp_path) as chain:
-        yield chain
 
 
 async def test_second_run_after_confirmation_returns_the_same_payment(

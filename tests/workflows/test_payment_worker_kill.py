@@ -4,11 +4,9 @@ after a restart the payment completes with the same hash and exactly one transfe
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
 from eth_account import Account
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
@@ -23,18 +21,11 @@ from tests.chain.support import (
     PayChain,
     assert_no_key_in_histories,
     key_forms,
-    pay_chain,
     payment_state,
     start_payment,
     wait_for,
     wallet_id,
 )
-
-
-@pytest.fixture
-def chain(tmp_path: Path) -> Iterator[PayChain]:
-    with pay_chain(tmp_path) as chain:
-        yield chain
 
 
 async def test_sigkill_after_broadcast_same_hash_one_transfer(
