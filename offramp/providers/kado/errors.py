@@ -27,50 +27,48 @@ class KadoError(ProviderError):
     error_type: ClassVar[str] = "KadoError"
 
 
-class KadoOrderNotFound(KadoError):
+class _KadoRefusal(KadoError):
+    """An answer that refuses the request: its HTTP status and the provider's (sanitised)
+    message travel in the details."""
+
+    def __init__(
+        self, what: str, order_id: str | None, status_code: int, provider_message: str
+    ) -> None:
+        self.provider_message = sanitise(provider_message)
+        self.status_code = status_code
+        super().__init__(
+            f"{what} (HTTP {status_code}): {self.provider_message or 'no message'}",
+            order_id=order_id,
+        )
+
+    def details(self) -> dict[str, Any]:
+        return {
+            **super().details(),
+            "status_code": self.status_code,
+            "provider_message": self.provider_message,
+        }
+
+
+class KadoOrderNotFound(_KadoRefusal):
     """HTTP 404, or `success: false`: the provider does not know the order. Not retryable."""
 
     kind = ErrorKind.NOT_FOUND
     error_type = "KadoOrderNotFound"
 
     def __init__(self, order_id: str, provider_message: str, *, status_code: int) -> None:
-        self.provider_message = sanitise(provider_message)
-        self.status_code = status_code
-        super().__init__(
-            f"order {order_id!r} not found (HTTP {status_code}): "
-            f"{self.provider_message or 'no message'}",
-            order_id=order_id,
-        )
-
-    def details(self) -> dict[str, Any]:
-        return {
-            **super().details(),
-            "status_code": self.status_code,
-            "provider_message": self.provider_message,
-        }
+        super().__init__(f"order {order_id!r} not found", order_id, status_code, provider_message)
 
 
-class KadoRequestRejected(KadoError):
+class KadoRequestRejected(_KadoRefusal):
     """Any other 4xx (and unexpected 1xx/3xx): our request is wrong. Not retryable."""
 
     kind = ErrorKind.REQUEST_REJECTED
     error_type = "KadoRequestRejected"
 
     def __init__(self, order_id: str | None, status_code: int, provider_message: str) -> None:
-        self.provider_message = sanitise(provider_message)
-        self.status_code = status_code
         super().__init__(
-            f"request for order {order_id!r} rejected (HTTP {status_code}): "
-            f"{self.provider_message or 'no message'}",
-            order_id=order_id,
+            f"request for order {order_id!r} rejected", order_id, status_code, provider_message
         )
-
-    def details(self) -> dict[str, Any]:
-        return {
-            **super().details(),
-            "status_code": self.status_code,
-            "provider_message": self.provider_message,
-        }
 
 
 class KadoRetryableError(KadoError):
