@@ -8,12 +8,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 COPY pyproject.toml constraints.txt ./
 COPY offramp ./offramp
-COPY workflows ./workflows
-COPY activities ./activities
-COPY worker ./worker
 RUN pip install -c constraints.txt . \
     && useradd --system --uid 10001 offramp \
     && mkdir -p /data /config && chown offramp /data /config
 USER offramp
 
-CMD ["python", "-m", "worker"]
+CMD ["python", "-m", "offramp.worker"]

@@ -1,4 +1,7 @@
-"""Off-ramp engine domain package: everything workflows and activities share.
+"""The off-ramp engine.
 
-Plain Python: it imports no Temporal workflow code and can be used by wallet backends directly.
+`workflows/` (deterministic orchestration), `activities/` (every side effect) and `worker/` (the
+process that hosts them) sit beside the plain-Python domain packages (`orders/`, `providers/`,
+`chain/`, ...), which wallet backends can use directly: importing `offramp` or its domain packages
+imports no workflow code.
 """

@@ -32,7 +32,7 @@ def _quiet_runtime() -> Runtime:
 
 
 def replayer() -> Replayer:
-    from worker import registry
+    from offramp.worker import registry
 
     return Replayer(
         workflows=list(registry.workflows()),

@@ -28,8 +28,9 @@ from offramp.orders.names import POLL_NOW_SIGNAL
 
 log = logging.getLogger(__name__)
 
-# The order workflow's wake-up signal (workflows/order/handlers.py `poll_now`, in the contract's
-# `signals`) is sent as a plain signal, never signal-with-start, so an unknown order starts nothing.
+# The order workflow's wake-up signal (workflows/order/handlers.py `poll_now`, in the
+# contract's `signals`) is sent as a plain signal, never signal-with-start, so an unknown order
+# starts nothing.
 SIGNAL_TIMEOUT: Final = timedelta(seconds=10)
 
 

@@ -54,14 +54,12 @@ def build_id(settings: EngineSettings) -> str:
 def code_digest() -> str:
     """12 hex digits of SHA-256 over the engine's Python sources (path and content)."""
     import offramp
-    import workflows
 
     digest = hashlib.sha256()
-    for package in (workflows, offramp):
-        root = Path(str(package.__file__)).parent
-        for path in sorted(root.rglob("*.py")):
-            digest.update(str(path.relative_to(root.parent)).encode())
-            digest.update(path.read_bytes())
+    root = Path(str(offramp.__file__)).parent
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root.parent)).encode())
+        digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
 
