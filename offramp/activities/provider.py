@@ -156,7 +156,9 @@ class ProviderActivities:
         status = seen.labels.status
         waiting_for = f"readiness or a new {status}" if input.await_ready else "a change"
         raise ApplicationError(
-            f"order {input.order_id} unchanged ({status}={seen.shown_status}, attempt {attempt}); "
+            # Shown as the pending wait's "last failure" in the Web UI: say it is a wait.
+            f"waiting (not an error): order {input.order_id} unchanged "
+            f"({status}={seen.shown_status}, poll {attempt}); "
             f"waiting for {waiting_for}, next poll in {delay:g}s",
             type=self._adapter.error_types[ErrorKind.NOT_CHANGED],
             next_retry_delay=timedelta(seconds=delay),

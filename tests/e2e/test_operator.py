@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from temporalio.api.enums.v1 import ApplicationErrorCategory
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
@@ -214,3 +215,29 @@ async def test_provider_failure_after_sending_needs_attention(
         await asyncio.sleep(0.2)
     else:
         pytest.fail("the order never showed up under NeedsAttention=true")
+
+
+async def test_a_waiting_poll_shows_as_a_wait_without_a_stack_trace(
+    dev_env: WorkflowEnvironment, sc: SellChain, admin: SimulatorAdmin, task_queue: str
+) -> None:
+    # What the Web UI shows of a waiting order: its pending wait activity and the last attempt's
+    # failure. "Not ready yet" must read as a wait (BENIGN, no traceback), not as an error.
+    order_id = await create_sim_order(admin, ready_after_seconds=3600)
+    async with engine_worker(dev_env.client, engine_settings(sc, task_queue)):
+        handle = await start_order(dev_env.client, task_queue, order_id)
+        await wait_stage(handle, Stage.AWAITING_ORDER)
+        async with asyncio.timeout(120):
+            while True:
+                pending = (await handle.describe()).raw_description.pending_activities
+                waits = [p for p in pending if p.attempt >= 2 and p.HasField("last_failure")]
+                if waits:
+                    break
+                await asyncio.sleep(0.2)
+        failure = waits[0].last_failure
+        assert failure.message.startswith("waiting (not an error): order "), failure.message
+        assert "unchanged" in failure.message
+        assert failure.stack_trace == ""
+        info = failure.application_failure_info
+        assert info.category == ApplicationErrorCategory.APPLICATION_ERROR_CATEGORY_BENIGN
+        assert not info.non_retryable
+        await handle.terminate("test done")
