@@ -48,11 +48,15 @@ def order_payment_id(provider: str, order_id: str) -> str:
     return f"{provider}-{order_id}"
 
 
-def _without_default_provider(data: Any) -> Any:
-    """Kado's payloads stay as they were before providers existed (old workers and committed
-    histories know no `provider`): the field is written only for another provider."""
-    if isinstance(data, dict) and data.get("provider") == DEFAULT_PROVIDER:
-        return {k: v for k, v in data.items() if k != "provider"}
+# Fields written only when they differ from the old behaviour, so an input an old worker could
+# run is one it can decode (`extra="forbid"`) during a rolling deploy, and Kado's payloads stay
+# as they were before providers existed.
+_OMITTED_AT_DEFAULT: Final = {"provider": DEFAULT_PROVIDER, "amount_searchable": True}
+
+
+def _without_old_defaults(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: v for k, v in data.items() if _OMITTED_AT_DEFAULT.get(k, ...) != v}
     return data
 
 
@@ -142,10 +146,14 @@ class SellOrderInput(BaseModel):
     # Each (billed) attempt of a wait polls inside for up to this long, on the same schedule;
     # zero: one poll per attempt. Temporal Cloud bills attempts, not polls (README, "Cost").
     wait_attempt: timedelta = Field(default=timedelta(0), ge=timedelta(0))
+    # Whether the order's amount is a search attribute (`Amount`). The server indexes search
+    # attributes, so they stay plaintext even with encrypted payloads: `start_sell_order` turns
+    # this off on a client that encrypts, unless the backend set it (README "Encrypted payloads").
+    amount_searchable: bool = True
 
     @model_serializer(mode="wrap")
     def _serialize(self, handler: SerializerFunctionWrapHandler) -> Any:
-        return _without_default_provider(handler(self))
+        return _without_old_defaults(handler(self))
 
     @model_validator(mode="after")
     def _bound_to_requester(self) -> SellOrderInput:
@@ -248,7 +256,7 @@ class CheckSellOrderInput(BaseModel):
 
     @model_serializer(mode="wrap")
     def _serialize(self, handler: SerializerFunctionWrapHandler) -> Any:
-        return _without_default_provider(handler(self))
+        return _without_old_defaults(handler(self))
 
 
 class CheckResult(BaseModel):

@@ -47,6 +47,11 @@ async def start_sell_order(
     client: Client, request: SellOrderInput, *, task_queue: str = DEFAULT_TASK_QUEUE
 ) -> WorkflowHandle[object, SellOrderResult]:
     """Start the order's workflow, or return the handle of the one already started for it."""
+    if client.data_converter.payload_codec is not None and (
+        "amount_searchable" not in request.model_fields_set
+    ):
+        # Encrypted payloads: keep the amount out of the plaintext search attributes too.
+        request = request.model_copy(update={"amount_searchable": False})
     try:
         return await client.start_workflow(
             WORKFLOW_TYPE,

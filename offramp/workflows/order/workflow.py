@@ -275,7 +275,12 @@ class SellOrderWorkflow(OrderHandlers, ProviderWaits, OrderPayment):
         self._upsert(
             sa.CHAIN.value_set(result.plan.chain),
             sa.ASSET.value_set(result.plan.asset),
-            sa.AMOUNT.value_set(str(result.plan.amount)),
+            # Off for an order started by an encrypting client (the input says so: replay-safe).
+            *(
+                [sa.AMOUNT.value_set(str(result.plan.amount))]
+                if self._input.amount_searchable
+                else []
+            ),
             # A pool's wallet is set when the payment reports it (payment_progress).
             *([sa.HOT_WALLET.value_set(result.plan.hot_wallet)] if result.plan.hot_wallet else []),
         )
