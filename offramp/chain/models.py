@@ -478,6 +478,10 @@ class HotWalletState(_Model):
         default=None,
         description="while payments wait for funds: the current re-read interval (doubles, capped)",
     )
+    answers: list[PendingAnswer] = Field(
+        default_factory=list,
+        description="answers not yet sent when the previous run continued as new: sent first",
+    )
 
     def in_flight(self) -> int:
         return sum(
@@ -540,6 +544,13 @@ class NonceAnswer(_Model):
         default=None, description="the answering entity: a payment ignores other wallets' answers"
     )
     retry_after_seconds: float | None = None
+
+
+class PendingAnswer(_Model):
+    """An answer the entity owes a payment, carried across continue-as-new."""
+
+    payment_workflow_id: str
+    answer: NonceAnswer
 
 
 class PaymentLookup(_Model):

@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         NonceRequest,
         NonceSettledSignal,
         PaymentLookup,
+        PendingAnswer,
         RecentReservation,
         ReleaseSignal,
         Reservation,
@@ -91,6 +92,10 @@ RETRY_LATER_SECONDS = 30.0
 FUNDS_RECHECK_MAX_SECONDS = 15 * 60.0
 _NATIVE = "native"
 _PATCH_V2 = "hot-wallet-v2"  # bounded state + budgeted continue-as-new + funds admission
+# Answers not yet sent ride in the continue-as-new input instead of being drained first: under a
+# steady stream of requests a drain that answers "everything, including what arrives while
+# answering" never ends, and the history grew past 23,000 events with no continue-as-new.
+_PATCH_CARRY_ANSWERS = "hot-wallet-carry-answers"
 
 
 @workflow.defn(name="HotWallet")
@@ -101,8 +106,13 @@ class HotWalletWorkflow:
         self.state = inp.state or HotWalletState()
         self._lock = asyncio.Lock()
         self._reconcile_requested = False
-        self._outbox: list[tuple[str, NonceAnswer]] = []
+        # Answers to send; the previous run's unsent ones first.
+        self._outbox: list[tuple[str, NonceAnswer]] = [
+            (a.payment_workflow_id, a.answer) for a in self.state.answers
+        ]
+        self.state.answers = []
         self._v2 = False  # set in run(): whether this run took the bounded-state patch
+        self._carry_answers = False  # set by _drain: unsent answers cross continue-as-new
         self._compact()  # an old run's input carries every final reservation: index them
 
     # --- helpers -----------------------------------------------------------------------------
@@ -936,12 +946,18 @@ class HotWalletWorkflow:
                 )
 
     async def _drain(self) -> None:
-        """Before continue-as-new: answer everything, including what arrives while answering
-        (the outbox is not carried over)."""
+        """Before continue-as-new: let handlers and locked work finish. Unsent answers are then
+        carried in the input (`_carry_answers`); runs before that patch answered everything,
+        including what arrived while answering, which under a steady inflow never ended."""
+        # Decided at the first drain, not at the run's start: a run started before this
+        # patch takes it too, unless its history drained already.
+        self._carry_answers = self._v2 and workflow.patched(_PATCH_CARRY_ANSWERS)
         while True:
             await workflow.wait_condition(
                 lambda: workflow.all_handlers_finished() and not self._lock.locked()
             )
+            if self._carry_answers:
+                return
             await self._admission_round()
             await self._start_fills()
             await self._send_answers()
@@ -982,7 +998,12 @@ class HotWalletWorkflow:
             await self._send_answers()
             if self._should_continue_as_new():
                 await self._drain()
-                self._prune()  # no await from here on: nothing can arrive unanswered
+                # No await from here on: what arrives now is handled in the retried task.
+                self.state.answers = [
+                    PendingAnswer(payment_workflow_id=wf_id, answer=answer)
+                    for wf_id, answer in self._outbox
+                ]
+                self._prune()
                 self.state.runs += 1
                 workflow.continue_as_new(
                     HotWalletInput(params=self.params, state=self.state),

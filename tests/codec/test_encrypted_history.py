@@ -152,7 +152,8 @@ def _search_attributes(event: HistoryEvent) -> Mapping[str, Payload]:
         "start_child_workflow_execution_initiated_event_attributes",
     ):
         if event.HasField(attr):
-            return getattr(event, attr).search_attributes.indexed_fields
+            fields: Mapping[str, Payload] = getattr(event, attr).search_attributes.indexed_fields
+            return fields
     return {}
 
 

@@ -122,9 +122,9 @@ class StandInPayment:
         return nonce
 
 
-def ask(wallet_id: str, payment_id: str) -> NonceRequestInput:
+def ask(wallet_id: str, payment_id: str, in_flight_limit: int = 8) -> NonceRequestInput:
     return NonceRequestInput(
-        params=params(in_flight_limit=8),
+        params=params(in_flight_limit=in_flight_limit),
         wallet_workflow_id=wallet_id,
         request=NonceRequest(
             payment_id=payment_id,
@@ -207,3 +207,100 @@ async def test_many_continue_as_new_cycles_under_a_low_payload_limit(
     ]
     assert not failed
     print(f"\n{PAYMENTS} nonces over {state.runs} runs; state {len(state.model_dump_json())} B")
+
+
+@workflow.defn(name="ReAskingPayment", sandboxed=False)
+class ReAskingPayment:
+    """Asks for a nonce and, told "retry later" (the queue is full), asks again after the delay,
+    like the Payment; then reports the nonce confirmed."""
+
+    def __init__(self) -> None:
+        self.answer: NonceAnswer | None = None
+
+    @workflow.signal
+    def nonce_answer(self, answer: NonceAnswer) -> None:
+        self.answer = answer
+
+    @workflow.run
+    async def run(self, ask: NonceRequestInput) -> int:
+        while True:
+            await workflow.execute_activity(
+                "request_nonce", ask, start_to_close_timeout=timedelta(seconds=30)
+            )
+            await workflow.wait_condition(lambda: self.answer is not None)
+            answer, self.answer = self.answer, None
+            assert answer is not None
+            if answer.kind is NonceAnswerKind.GRANTED:
+                break
+            assert answer.kind is NonceAnswerKind.RETRY_LATER, answer
+            await workflow.sleep(answer.retry_after_seconds or 1)
+        assert answer.nonce is not None
+        await workflow.sleep(HOLD_NONCE)  # in flight a while: the others keep re-asking
+        await workflow.get_external_workflow_handle(ask.wallet_workflow_id).signal(
+            "nonce_settled",
+            NonceSettledSignal(
+                payment_id=ask.request.payment_id,
+                nonce=answer.nonce,
+                status=ReservationStatus.CONFIRMED,
+                tx_hash="0x" + f"{answer.nonce:064x}",
+            ),
+        )
+        return answer.nonce
+
+
+STREAM_PAYMENTS = 20
+STREAM_EVENTS_BUDGET = 300
+HOLD_NONCE = timedelta(seconds=0.3)
+
+
+async def test_a_steady_stream_of_requests_does_not_keep_the_entity_from_continuing_as_new(
+    dev_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by 2,000 orders through one wallet: 1,500 payments beyond the queue limit re-asked
+    every 30 s, so answers were always owed, and the drain before continue-as-new ("answer
+    everything, including what arrives while answering") never ended: 23,563 events, no
+    continue-as-new, towards the server's 51,200 limit. Unsent answers now ride in the input.
+    (This small stream lets the old drain end too; it pins the bound, the benchmark found it.)"""
+    monkeypatch.setattr(hot_wallet, "HISTORY_EVENTS_BUDGET", STREAM_EVENTS_BUDGET)
+    monkeypatch.setattr(hot_wallet, "QUEUE_LIMIT", 2)
+    monkeypatch.setattr(hot_wallet, "RETRY_LATER_SECONDS", 0.5)
+    task_queue = f"stream-{uuid.uuid4()}"
+    wallet_id = f"hot-wallet-stream-{uuid.uuid4()}"
+    runtime = SimpleNamespace(settings=SimpleNamespace(chain=lambda name: None))
+    activities = HotWalletActivities(cast(Any, runtime))
+    async with Worker(
+        dev_client,
+        task_queue=task_queue,
+        workflows=[HotWalletWorkflow, ReAskingPayment],
+        activities=[
+            activities.request_nonce,
+            read_wallet_balances,
+            read_wallet_nonces,
+            workflow_closed,
+        ],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+        graceful_shutdown_timeout=timedelta(seconds=1),
+    ):
+        ids = [f"s{i}" for i in range(STREAM_PAYMENTS)]
+        handles = [
+            await dev_client.start_workflow(
+                ReAskingPayment.run,
+                ask(wallet_id, pid, in_flight_limit=1),
+                id=f"standin-{pid}",
+                task_queue=task_queue,
+            )
+            for pid in ids
+        ]
+        results = asyncio.gather(*(h.result() for h in handles))
+        nonces = list(await asyncio.wait_for(results, timeout=240))  # bounded: a jam fails
+        runs = [
+            wf.history_length
+            async for wf in dev_client.list_workflows(f"WorkflowId = '{wallet_id}'")
+        ]
+        with contextlib.suppress(Exception):
+            await dev_client.get_workflow_handle(wallet_id).terminate("test done")
+    assert sorted(nonces) == list(range(3, 3 + STREAM_PAYMENTS)), "a nonce lost or given twice"
+    closed = runs[1:]  # newest first: the first is the open run
+    assert len(closed) >= 2, runs
+    # A run over budget continues as new within a task or two, whatever keeps arriving.
+    assert max(closed) < 2 * STREAM_EVENTS_BUDGET, runs

@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
 from eth_account import Account
 from temporalio.client import Client, WorkflowHandle
 
@@ -131,6 +132,8 @@ async def test_in_wait_mode_a_short_transfer_that_would_revert_anyway_is_refused
     assert not outcome.nonce_reserved and chain.nonce() == start
 
 
+# Two entities, four payments and two confirmations: minutes on a loaded 2-core machine.
+@pytest.mark.timeout(600)
 async def test_concurrent_payments_over_a_short_pool_wait_at_their_wallet_then_pay_once(
     dev_client: Client, task_queue: str, chain: PayChain
 ) -> None:
@@ -159,7 +162,7 @@ async def test_concurrent_payments_over_a_short_pool_wait_at_their_wallet_then_p
             held = [s for s in states if s.needs_attention and not s.nonce_reserved]
             return states if len(done) + len(held) == 4 and len(held) >= 2 else None
 
-        states = await wait_for(settled_or_held, "two paid and the rest held", limit=90)
+        states = await wait_for(settled_or_held, "two paid and the rest held", limit=300)
         held = [s for s in states if s.stage is not PaymentStage.DONE]
         assert all("insufficient funds" in (s.attention_reason or "") for s in held)
         assert all(s.attempts == [] for s in held)
