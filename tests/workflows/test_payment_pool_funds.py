@@ -139,7 +139,9 @@ async def test_concurrent_payments_over_a_short_pool_wait_at_their_wallet_then_p
 ) -> None:
     """The pool spreads by on-chain balance (reserved amounts are not subtracted); the entity's
     admission is the guard: 60 USDC per wallet covers one 50 USDC payment each, so at least two
-    of four wait without a nonce wherever they were queued, and pay after the top-up."""
+    of four wait without a nonce wherever they were queued, and pay after the top-up. The
+    payment id picks among equally funded wallets, so all four may queue at one wallet (1 in 8):
+    the top-up covers the three held there."""
     a, b = POOL_WALLETS[:2]
     for wallet in (a, b):
         leave_tokens(chain, wallet, 60 * 10**6)
@@ -167,7 +169,7 @@ async def test_concurrent_payments_over_a_short_pool_wait_at_their_wallet_then_p
         assert all("insufficient funds" in (s.attention_reason or "") for s in held)
         assert all(s.attempts == [] for s in held)
         for wallet in (a, b):
-            mint(chain.w3, chain.token, wallet, 100 * 10**6)  # the top-up
+            mint(chain.w3, chain.token, wallet, 150 * 10**6)  # the top-up: 10 + 150 >= 3 x 50
         outcomes = [await h.result() for h in handles]
     assert [o.status for o in outcomes] == [PaymentStatus.CONFIRMED] * 4, outcomes
     assert all(chain.token_balance(to) == 50 * 10**6 for to in recipients)
