@@ -36,6 +36,8 @@ def test_the_required_scenarios_are_recorded() -> None:
         "nonce_fill",
         "hot_wallet",
         "hot_wallet_continued",
+        "hot_wallet_carry_answers",  # record_stream.py: the hot-wallet-carry-answers patch
+        "hot_wallet_carried",
     } <= SCENARIOS
 
 
