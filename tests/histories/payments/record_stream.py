@@ -1,7 +1,8 @@
 """Record a HotWallet run that took the `hot-wallet-carry-answers` patch: a steady stream of
 stand-in payments that each ask twice, one nonce in flight at a time, and a server that suggests
-continue-as-new early, so the entity continues-as-new while answers may be owed. Keeps the first run (the patch marker, then continue-as-new) and a continued run (one whose
-input carried answers when timing made one).
+continue-as-new early, so the entity continues-as-new while answers may be owed. Keeps the first
+run (the patch marker, then continue-as-new) and a continued run (one whose input carried answers
+when timing made one).
 
     .venv/bin/python -m tests.histories.payments.record_stream
 """
