@@ -122,6 +122,26 @@ class StandInPayment:
         return nonce
 
 
+def stand_in_worker(client: Client, task_queue: str, payments: type, **options: Any) -> Worker:
+    """The entity and its real `request_nonce` activity with `payments` stand-ins, no chain."""
+    runtime = SimpleNamespace(settings=SimpleNamespace(chain=lambda name: None))
+    activities = HotWalletActivities(cast(Any, runtime))
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[HotWalletWorkflow, payments],
+        activities=[
+            activities.request_nonce,
+            read_wallet_balances,
+            read_wallet_nonces,
+            workflow_closed,
+        ],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+        graceful_shutdown_timeout=timedelta(seconds=1),
+        **options,
+    )
+
+
 def ask(wallet_id: str, payment_id: str, in_flight_limit: int = 8) -> NonceRequestInput:
     return NonceRequestInput(
         params=params(in_flight_limit=in_flight_limit),
@@ -160,22 +180,7 @@ async def test_many_continue_as_new_cycles_under_a_low_payload_limit(
     client = small_env.client
     task_queue = f"can-{uuid.uuid4()}"
     wallet_id = f"hot-wallet-can-{uuid.uuid4()}"
-    runtime = SimpleNamespace(settings=SimpleNamespace(chain=lambda name: None))
-    activities = HotWalletActivities(cast(Any, runtime))
-    async with Worker(
-        client,
-        task_queue=task_queue,
-        workflows=[HotWalletWorkflow, StandInPayment],
-        activities=[
-            activities.request_nonce,
-            read_wallet_balances,
-            read_wallet_nonces,
-            workflow_closed,
-        ],
-        workflow_runner=UnsandboxedWorkflowRunner(),
-        max_cached_workflows=20,
-        graceful_shutdown_timeout=timedelta(seconds=1),
-    ):
+    async with stand_in_worker(client, task_queue, StandInPayment, max_cached_workflows=20):
         ids = [f"p{i}" for i in range(PAYMENTS)]
         nonces: list[int] = []
         for batch in range(0, PAYMENTS, 40):  # waves of concurrent requests
@@ -266,21 +271,7 @@ async def test_a_steady_stream_of_requests_does_not_keep_the_entity_from_continu
     monkeypatch.setattr(hot_wallet, "RETRY_LATER_SECONDS", 0.5)
     task_queue = f"stream-{uuid.uuid4()}"
     wallet_id = f"hot-wallet-stream-{uuid.uuid4()}"
-    runtime = SimpleNamespace(settings=SimpleNamespace(chain=lambda name: None))
-    activities = HotWalletActivities(cast(Any, runtime))
-    async with Worker(
-        dev_client,
-        task_queue=task_queue,
-        workflows=[HotWalletWorkflow, ReAskingPayment],
-        activities=[
-            activities.request_nonce,
-            read_wallet_balances,
-            read_wallet_nonces,
-            workflow_closed,
-        ],
-        workflow_runner=UnsandboxedWorkflowRunner(),
-        graceful_shutdown_timeout=timedelta(seconds=1),
-    ):
+    async with stand_in_worker(dev_client, task_queue, ReAskingPayment):
         ids = [f"s{i}" for i in range(STREAM_PAYMENTS)]
         handles = [
             await dev_client.start_workflow(

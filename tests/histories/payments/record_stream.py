@@ -14,16 +14,12 @@ import contextlib
 import uuid
 from datetime import timedelta
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any, cast
 
 from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from offramp.activities.hot_wallet import HotWalletActivities
 from offramp.chain.models import (
     HotWalletInput,
     NonceAnswer,
@@ -34,13 +30,7 @@ from offramp.chain.models import (
 from offramp.converter import DATA_CONVERTER
 from offramp.devstack import binaries
 from offramp.devstack.processes import free_port
-from offramp.workflows.hot_wallet import HotWalletWorkflow
-from tests.workflows.test_hot_wallet_can import (
-    ask,
-    read_wallet_balances,
-    read_wallet_nonces,
-    workflow_closed,
-)
+from tests.workflows.test_hot_wallet_can import ask, stand_in_worker
 
 
 @workflow.defn(name="AskingTwicePayment", sandboxed=False)
@@ -115,20 +105,7 @@ async def record() -> None:
     try:
         client, task_queue = env.client, f"stream-{uuid.uuid4()}"
         wallet_id = f"hot-wallet-stream-{uuid.uuid4().hex[:8]}"
-        runtime = SimpleNamespace(settings=SimpleNamespace(chain=lambda name: None))
-        activities = HotWalletActivities(cast(Any, runtime))
-        async with Worker(
-            client,
-            task_queue=task_queue,
-            workflows=[HotWalletWorkflow, AskingTwicePayment],
-            activities=[
-                activities.request_nonce,
-                read_wallet_balances,
-                read_wallet_nonces,
-                workflow_closed,
-            ],
-            workflow_runner=UnsandboxedWorkflowRunner(),
-        ):
+        async with stand_in_worker(client, task_queue, AskingTwicePayment):
             handles = [
                 await client.start_workflow(
                     AskingTwicePayment.run,
