@@ -8,9 +8,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 COPY pyproject.toml constraints.txt ./
 COPY offramp ./offramp
+COPY workflows ./workflows
+COPY activities ./activities
+COPY worker ./worker
 RUN pip install -c constraints.txt . \
     && useradd --system --uid 10001 offramp \
     && mkdir -p /data /config && chown offramp /data /config
 USER offramp
 
-CMD ["python", "-m", "offramp.worker"]
+CMD ["python", "-m", "worker"]

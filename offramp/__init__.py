@@ -1,7 +1,6 @@
-"""The off-ramp engine.
+"""Off-ramp engine domain package: everything workflows and activities share.
 
-`workflows/` (deterministic orchestration), `activities/` (every side effect) and `worker/` (the
-process that hosts them) sit beside the plain-Python domain packages (`orders/`, `providers/`,
-`chain/`, ...), which wallet backends can use directly: importing `offramp` or its domain packages
-imports no workflow code.
+Plain Python: it imports no Temporal workflow code and can be used by wallet backends directly
+(typed: `py.typed`). The project's layout (design.md) keeps `workflows/`, `activities/` and
+`worker/` as top-level packages beside it.
 """

@@ -31,7 +31,7 @@ from offramp.chain.addresses import checksum
 
 ENV_PREFIX = "OFFRAMP_"
 DEFAULT_TASK_QUEUE = "offramp-sell-orders"
-# What a worker process hosts (offramp/worker/roles.py, README "Worker roles"):
+# What a worker process hosts (worker/roles.py, README "Worker roles"):
 # - `all`: every workflow and activity, on the main queue and the signer queue (chains + key);
 # - `workflows`: workflow tasks only, no activity (no chain, key or provider settings needed);
 # - `keyless`: workflow tasks and every activity that needs no key, on the main queue (chains,

@@ -2,7 +2,7 @@
 
 One place for every name that crosses a process boundary: workflows call activities and signal
 each other by these, activities start and query workflows by these, and none of them imports the
-other's module (activities never import offramp.workflows). Each value is registered in committed
+other's module (activities never import workflows). Each value is registered in committed
 histories: never change one; add a new name beside it.
 """
 

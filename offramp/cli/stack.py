@@ -103,6 +103,6 @@ def chain_setup(
 @app.command("worker")
 def run_worker() -> None:
     """Run a worker (configuration from OFFRAMP_* and TEMPORAL_* environment variables)."""
-    from offramp.worker.main import main as worker_main
+    from worker.main import main as worker_main
 
     raise typer.Exit(worker_main())

@@ -30,7 +30,7 @@ from offramp.simulator.process import simulator_process, wait_simulator_ready
 from offramp.task_queues import signer_task_queue
 from offramp.webhooks.app import route_path
 from offramp.webhooks.process import dev_secret_file, wait_webhooks_ready, webhooks_process
-from offramp.worker import versioning
+from worker import versioning
 
 READY_LINE = "local stack ready"
 
@@ -135,10 +135,10 @@ _PASSED_THROUGH = (
 
 
 def make_current(env: dict[str, str], log_path: Path, timeout: float = 330.0) -> None:
-    """`python -m offramp.worker.set_current` for the build in `env`, as compose's
+    """`python -m worker.set_current` for the build in `env`, as compose's
     `worker-version` job does. A child process: a Temporal client in the supervisor would keep
     it from exiting."""
-    proc = worker_process(env, log_path, name="set-current", module="offramp.worker.set_current")
+    proc = worker_process(env, log_path, name="set-current", module="worker.set_current")
     proc.start().wait_exit(timeout)
 
 

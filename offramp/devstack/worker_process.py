@@ -1,4 +1,4 @@
-"""The worker as a child process (`python -m offramp.worker`), for the local stack and crash
+"""The worker as a child process (`python -m worker`), for the local stack and crash
 tests."""
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ from pathlib import Path
 
 from offramp.devstack.binaries import PROJECT_ROOT
 from offramp.devstack.processes import ManagedProcess
-from offramp.worker.main import READY_MESSAGE
+from worker.main import READY_MESSAGE
 
 
 def worker_process(
-    env: Mapping[str, str], log_path: Path, name: str = "worker", module: str = "offramp.worker"
+    env: Mapping[str, str], log_path: Path, name: str = "worker", module: str = "worker"
 ) -> ManagedProcess:
-    """`python -m <module>` (the worker, or `offramp.worker.set_current`). `env` adds to (and
+    """`python -m <module>` (the worker, or `worker.set_current`). `env` adds to (and
     overrides) this process's environment: TEMPORAL_*, OFFRAMP_*."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("OFFRAMP_", "TEMPORAL_"))}
     full_env.update(env)

@@ -32,7 +32,7 @@ def _quiet_runtime() -> Runtime:
 
 
 def replayer() -> Replayer:
-    from offramp.worker import registry
+    from worker import registry
 
     return Replayer(
         workflows=list(registry.workflows()),

@@ -23,8 +23,8 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 from web3 import Web3
 
-from offramp.activities.chain import ChainActivities
-from offramp.activities.hot_wallet import HotWalletActivities
+from activities.chain import ChainActivities
+from activities.hot_wallet import HotWalletActivities
 from offramp.chain.models import (
     PaymentOutcome,
     PaymentRequest,
@@ -47,9 +47,9 @@ from offramp.devstack.chain import (
 )
 from offramp.devstack.processes import ManagedProcess, free_port
 from offramp.task_queues import signer_task_queue
-from offramp.worker import registry, roles
-from offramp.workflows.hot_wallet import HotWalletWorkflow
-from offramp.workflows.payment import NonceFillWorkflow, PaymentWorkflow
+from worker import registry, roles
+from workflows.hot_wallet import HotWalletWorkflow
+from workflows.payment import NonceFillWorkflow, PaymentWorkflow
 
 CHAIN = "anvil"
 T = TypeVar("T")

@@ -7,7 +7,7 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from offramp.activities.chain import to_base_units
+from activities.chain import to_base_units
 from offramp.chain.amounts import exact_base_units as order_base_units
 
 

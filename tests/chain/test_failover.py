@@ -17,7 +17,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 from web3 import AsyncWeb3
 
-from offramp.activities.chain import ChainActivities
+from activities.chain import ChainActivities
 from offramp.chain.failover import FailoverProvider, RpcUnavailable
 from offramp.chain.models import WalletNonces, WalletNoncesInput, hot_wallet_workflow_id
 from offramp.chain.rpc import ChainRuntime

@@ -13,7 +13,7 @@ from eth_account import Account
 from pydantic import SecretStr, ValidationError
 from temporalio.exceptions import ApplicationError
 
-from offramp.activities.chain import ChainActivities
+from activities.chain import ChainActivities
 from offramp.chain.failover import NodeAnswer
 from offramp.chain.models import BroadcastInput, BroadcastKind, TxFields
 from offramp.chain.pool import WalletFunds, choose_wallet
@@ -229,7 +229,7 @@ def test_broadcast_input_without_sender_still_decodes() -> None:
 def test_every_pool_wallet_is_one_of_our_own(local_chain: LocalChain) -> None:
     """Never a deposit address or a recipient: the order checks and the preflight both know the
     whole pool."""
-    from offramp.activities.orders import OrderActivities
+    from activities.orders import OrderActivities
 
     config = local_chain.config(pool_size=3)
     own = OrderActivities({"anvil": config})._own_wallets

@@ -20,7 +20,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Worker
 
-from offramp.activities.chain import ChainActivities
+from activities.chain import ChainActivities
 from offramp.chain.models import (
     BroadcastInput,
     BroadcastKind,

@@ -1,7 +1,7 @@
 """Every `offramp` command, run as a subprocess the way operators and backends run it, against the
 session's local dev server and real workflows (the whole engine in-process on the test's task
 queue, a private chain and the Kado simulator). Failures are one `error: ...` line and a non-zero
-exit. `offramp dev` is covered by tests/devstack/test_stack.py; `python -m offramp.worker` (what
+exit. `offramp dev` is covered by tests/devstack/test_stack.py; `python -m worker` (what
 `offramp worker` runs) by tests/worker/test_worker_process.py."""
 
 from __future__ import annotations

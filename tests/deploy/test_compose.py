@@ -27,7 +27,7 @@ from offramp.observability.tracing import TRACING_VAR
 from offramp.webhooks.app import route_path
 from offramp.webhooks.config import ENV_PREFIX as WEBHOOKS_PREFIX
 from offramp.webhooks.config import WebhookSettings
-from offramp.worker import roles, versioning
+from worker import roles, versioning
 
 COMPOSE = PROJECT_ROOT / "docker-compose.yml"
 SCRIPTS = PROJECT_ROOT / "deploy" / "compose"
@@ -181,9 +181,9 @@ def test_every_engine_service_runs_one_versioned_build(compose: dict[str, Any]) 
     assert services(compose)["worker-version"]["command"] == [
         "python",
         "-m",
-        "offramp.worker.set_current",
+        "worker.set_current",
     ]
-    assert (PROJECT_ROOT / "offramp" / "worker" / "set_current.py").exists()
+    assert (PROJECT_ROOT / "worker" / "set_current.py").exists()
 
 
 def test_worker_addresses_point_at_services_and_ports(compose: dict[str, Any]) -> None:
@@ -254,7 +254,7 @@ def test_scripts_and_dockerfile_exist(compose: dict[str, Any]) -> None:
         script = services(compose)[name]["command"][-1]
         assert (SCRIPTS / Path(script).name).exists()
     dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
-    assert 'CMD ["python", "-m", "offramp.worker"]' in dockerfile
+    assert 'CMD ["python", "-m", "worker"]' in dockerfile
     assert "constraints.txt" in dockerfile
 
 

@@ -1,4 +1,5 @@
-"""`pip install .` installs one namespace, `offramp`, typed (PEP 561) and with its data files."""
+"""`pip install .` installs the project's packages (design.md's top-level layout) and nothing else,
+with `offramp` typed (PEP 561) and its data files."""
 
 from __future__ import annotations
 
@@ -24,15 +25,21 @@ def build_wheel(out: Path) -> zipfile.ZipFile:
     return zipfile.ZipFile(wheel)
 
 
-def test_the_wheel_installs_only_the_offramp_namespace_typed_with_its_artifacts(
+def test_the_wheel_installs_the_project_packages_typed_with_their_artifacts(
     tmp_path: Path,
 ) -> None:
     names = set(build_wheel(tmp_path).namelist())
 
     top_level = {name.split("/")[0] for name in names}
-    assert top_level == {"offramp", "offramp_engine-0.1.0.dist-info"}
+    assert top_level == {
+        "offramp",
+        "workflows",
+        "activities",
+        "worker",
+        "offramp_engine-0.1.0.dist-info",
+    }
     assert "offramp/py.typed" in names
     for module in ("workflows/order/workflow.py", "activities/chain.py", "worker/__main__.py"):
-        assert f"offramp/{module}" in names
+        assert module in names
     assert "offramp/chain/artifacts/TestUSDC.json" in names
-    assert not any(name.startswith("offramp/") and "/tests/" in name for name in names)
+    assert not any("tests/" in name for name in names)

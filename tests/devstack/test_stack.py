@@ -22,7 +22,7 @@ from offramp.devstack.chain import HOT_WALLET, expected_token_address, token_con
 from offramp.devstack.processes import ManagedProcess, free_port
 from offramp.devstack.stack import READY_LINE
 from offramp.simulator.admin import SimulatorAdmin
-from offramp.worker import versioning
+from worker import versioning
 
 pytestmark = pytest.mark.stack
 

@@ -25,10 +25,10 @@ from offramp.orders.models import SellOrderInput, SellOrderResult, SellOrderStat
 from offramp.orders.starter import start_sell_order
 from offramp.simulator.admin import SimulatorAdmin
 from offramp.simulator.process import simulator_process, wait_simulator_ready
-from offramp.worker import registry
-from offramp.worker.resources import WorkerResources
 from tests.chain.support import PayChain, both_queues, pay_chain
 from tests.conftest import SIMULATOR_TEST_ARGS
+from worker import registry
+from worker.resources import WorkerResources
 
 # Fast polling for tests; production defaults are 5 s growing to 1 min.
 FAST_POLL: dict[str, Any] = {

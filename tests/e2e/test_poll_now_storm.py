@@ -1,7 +1,7 @@
 """A storm of poll_now signals for one order: its history and provider calls stay bounded, and a
 wake is never lost (a poll_now inside the 2 s gap after a poll starts polls when the gap ends).
 
-Bound (offramp/workflows/order/handlers.py `poll_now`): a signal inside the gap adds its own
+Bound (workflows/order/handlers.py `poll_now`): a signal inside the gap adds its own
 WorkflowExecutionSignaled event and at most one workflow task (3 events): <= 4 events; at most
 one poll per POLL_NOW_MIN_GAP results, each ~12 events (timer, cancel, new wait). A storm of N
 signals over T seconds: events <= 4*N + 12*(T/2 + 1) + c, provider polls <= T/2 + 2."""

@@ -10,7 +10,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from offramp.orders.models import WORKFLOW_TYPE, SellOrderResult
-    from offramp.workflows.order.workflow import SellOrderWorkflow
+    from workflows.order.workflow import SellOrderWorkflow
 
 
 @workflow.defn(name=WORKFLOW_TYPE)

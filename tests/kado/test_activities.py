@@ -18,7 +18,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, ApplicationEr
 from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Worker
 
-from offramp.activities.provider import ProviderActivities, to_application_error
+from activities.provider import ProviderActivities, to_application_error
 from offramp.providers.kado.adapter import ADAPTER as KADO
 from offramp.providers.kado.client import KadoClient
 from offramp.providers.kado.errors import (

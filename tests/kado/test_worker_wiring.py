@@ -7,8 +7,8 @@ from temporalio import activity
 from offramp.config import load_settings
 from offramp.providers.kado.client import KadoClient
 from offramp.providers.kado.models import FETCH_ORDER_ACTIVITY, WAIT_FOR_ORDER_CHANGE_ACTIVITY
-from offramp.worker import registry
-from offramp.worker.resources import WorkerResources
+from worker import registry
+from worker.resources import WorkerResources
 
 
 async def test_worker_registers_kado_activities(clean_env: None) -> None:

@@ -12,7 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from offramp.devstack.processes import ManagedProcess
 from offramp.devstack.worker_process import wait_worker_ready, worker_process
-from offramp.worker.main import READY_MESSAGE
+from worker.main import READY_MESSAGE
 
 API_KEY = "not-a-real-widget-id-4f9a2c"
 

@@ -71,7 +71,7 @@ def test_a_bad_metrics_address_stops_the_worker_naming_the_variable() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OFFRAMP_", "TEMPORAL_"))}
     env |= {"OFFRAMP_WORKER_ROLE": "workflows", "OFFRAMP_METRICS_ADDRESS": "9464"}
     done = subprocess.run(
-        [sys.executable, "-m", "offramp.worker"],
+        [sys.executable, "-m", "worker"],
         env=env,
         cwd=PROJECT_ROOT,
         capture_output=True,

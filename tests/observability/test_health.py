@@ -81,7 +81,7 @@ def test_a_bad_health_address_stops_the_worker_naming_the_variable() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OFFRAMP_", "TEMPORAL_"))}
     env |= {"OFFRAMP_WORKER_ROLE": "workflows", "OFFRAMP_HEALTH_ADDRESS": "health"}
     done = subprocess.run(
-        [sys.executable, "-m", "offramp.worker"],
+        [sys.executable, "-m", "worker"],
         env=env,
         cwd=PROJECT_ROOT,
         capture_output=True,

@@ -1,4 +1,4 @@
-"""In-process workers built exactly as `python -m offramp.worker` builds them (roles, queues,
+"""In-process workers built exactly as `python -m worker` builds them (roles, queues,
 build), and what a history says about who ran each task."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHandle
 
 from offramp.config import EngineSettings
-from offramp.worker.main import build_workers, create_resources
+from worker.main import build_workers, create_resources
 
 
 @asynccontextmanager

@@ -17,10 +17,10 @@ from offramp.devstack.chain import HOT_WALLET_KEY
 from offramp.orders.models import Stage
 from offramp.simulator.admin import SimulatorAdmin
 from offramp.task_queues import KEY_ACTIVITIES, SIGNER_QUEUE_ACTIVITIES, signer_task_queue
-from offramp.worker import registry, roles
-from offramp.worker.main import build_workers, create_resources
 from tests.e2e.support import SellChain, create_sim_order, engine_settings, sell_chain, start_order
 from tests.worker.support import activity_workers, child_ids, history_events, worker_process
+from worker import registry, roles
+from worker.main import build_workers, create_resources
 
 
 @pytest.fixture(scope="module")

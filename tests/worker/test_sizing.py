@@ -9,7 +9,7 @@ import pytest
 from temporalio.client import Client
 
 from offramp.config import load_settings
-from offramp.worker.main import build_worker, create_resources
+from worker.main import build_worker, create_resources
 
 
 async def test_sizing_settings_reach_the_worker(

@@ -18,7 +18,6 @@ from temporalio.testing import WorkflowEnvironment
 from offramp.config import EngineSettings
 from offramp.orders.models import Stage
 from offramp.simulator.admin import SimulatorAdmin
-from offramp.worker import versioning
 from tests.e2e.support import (
     SellChain,
     create_sim_order,
@@ -34,6 +33,7 @@ from tests.worker.support import (
     worker_process,
     workflow_task_builds,
 )
+from worker import versioning
 
 RESULT_WITHIN = 180  # seconds: generous for a loaded machine, but bounded
 # The server spreads a new current version to the task queues through its own internal

@@ -1,4 +1,4 @@
-"""`python -m offramp.worker` as operators run it: configuration from the environment, clear
+"""`python -m worker` as operators run it: configuration from the environment, clear
 failures, a worker that cannot pay refuses to start (or runs workflow tasks only, in its explicit
 role), graceful SIGTERM."""
 
@@ -31,7 +31,7 @@ from tests.chain.support import payment_request
 def run_worker_once(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     clean = {"PATH": "/usr/bin:/bin", "HOME": str(Path.home())}
     return subprocess.run(
-        [sys.executable, "-m", "offramp.worker"],
+        [sys.executable, "-m", "worker"],
         env={**clean, **env},
         cwd=PROJECT_ROOT,
         capture_output=True,

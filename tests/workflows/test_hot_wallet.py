@@ -50,14 +50,14 @@ from offramp.chain.models import (
 from offramp.converter import DATA_CONVERTER
 from offramp.devstack import binaries
 from offramp.devstack.processes import free_port
-from offramp.workflows.hot_wallet import (
+from tests.chain.support import wait_for
+from tests.cli.conftest import CliResult, base_env, run_command, temporal_env
+from workflows.hot_wallet import (
     ERR_IN_FLIGHT_LIMIT,
     ERR_PAUSED,
     ERR_RELEASED,
     HotWalletWorkflow,
 )
-from tests.chain.support import wait_for
-from tests.cli.conftest import CliResult, base_env, run_command, temporal_env
 
 ADDRESS = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 

@@ -24,7 +24,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from offramp.activities.hot_wallet import HotWalletActivities
+from activities.hot_wallet import HotWalletActivities
 from offramp.chain.models import (
     BalancesInput,
     HotWalletState,
@@ -42,9 +42,9 @@ from offramp.chain.models import (
 from offramp.converter import DATA_CONVERTER
 from offramp.devstack import binaries
 from offramp.devstack.processes import free_port
-from offramp.workflows import hot_wallet
-from offramp.workflows.hot_wallet import HotWalletWorkflow
 from tests.workflows.test_hot_wallet import params
+from workflows import hot_wallet
+from workflows.hot_wallet import HotWalletWorkflow
 
 BLOB_LIMIT = 24 * 1024
 # Halved, with continue-as-new suggested more often (was 240 payments, every 80 events): as many

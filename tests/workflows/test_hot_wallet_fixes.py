@@ -27,7 +27,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from offramp.activities.hot_wallet import HotWalletActivities
+from activities.hot_wallet import HotWalletActivities
 from offramp.chain.models import (
     BalancesInput,
     HotWalletInput,
@@ -52,10 +52,10 @@ from offramp.chain.redact import scrub
 from offramp.converter import DATA_CONVERTER
 from offramp.devstack import binaries
 from offramp.devstack.processes import free_port
-from offramp.workflows import hot_wallet
-from offramp.workflows.hot_wallet import HotWalletWorkflow
 from tests.chain.support import wait_for
 from tests.workflows.test_hot_wallet import params
+from workflows import hot_wallet
+from workflows.hot_wallet import HotWalletWorkflow
 
 TOKEN = "0x" + "11" * 20
 

@@ -23,7 +23,6 @@ from offramp.chain.models import (
     WalletSummary,
 )
 from offramp.devstack.chain import DEPLOYER, HOT_WALLET, HOT_WALLET_KEY, _send, mint, token_contract
-from offramp.workflows.hot_wallet import HotWalletWorkflow
 from tests.chain.rpc_proxy import RpcProxy, rpc_proxy
 from tests.chain.support import (
     CHAIN,
@@ -35,6 +34,7 @@ from tests.chain.support import (
     wait_for,
     wallet_id,
 )
+from workflows.hot_wallet import HotWalletWorkflow
 
 
 def set_token_balance(chain: PayChain, base_units: int) -> None:

@@ -9,7 +9,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 
 from offramp.orders.models import Decision
-from offramp.workflows.operator_input import INVALID_DECISION, operator_decision
+from workflows.operator_input import INVALID_DECISION, operator_decision
 
 
 def test_a_decision_is_read_from_its_json_object_or_taken_as_it_is() -> None:

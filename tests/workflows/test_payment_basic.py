@@ -11,8 +11,6 @@ from temporalio.worker import Replayer
 
 from offramp.chain.models import PaymentRequest, PaymentStatus, payment_workflow_id
 from offramp.converter import DATA_CONVERTER
-from offramp.workflows.hot_wallet import HotWalletWorkflow
-from offramp.workflows.payment import NonceFillWorkflow, PaymentWorkflow
 from tests.chain.support import (
     CHAIN,
     PayChain,
@@ -21,6 +19,8 @@ from tests.chain.support import (
     start_payment,
     wallet_id,
 )
+from workflows.hot_wallet import HotWalletWorkflow
+from workflows.payment import NonceFillWorkflow, PaymentWorkflow
 
 
 async def test_native_and_token_payment(

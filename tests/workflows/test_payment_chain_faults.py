@@ -12,7 +12,7 @@ from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 from web3.exceptions import TransactionNotFound
 
-from offramp.activities.chain import tuning_of
+from activities.chain import tuning_of
 from offramp.chain import fees
 from offramp.chain.models import (
     HotWalletInput,

@@ -11,8 +11,8 @@ from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.client import Client
 
-from offramp.activities.chain import ChainActivities
-from offramp.activities.hot_wallet import HotWalletActivities
+from activities.chain import ChainActivities
+from activities.hot_wallet import HotWalletActivities
 from offramp.chain.models import (
     PaymentOutcome,
     PaymentProgress,
@@ -21,9 +21,9 @@ from offramp.chain.models import (
     payment_workflow_id,
 )
 from offramp.chain.rpc import ChainRuntime
-from offramp.workflows.hot_wallet import HotWalletWorkflow
-from offramp.workflows.payment import NonceFillWorkflow, PaymentWorkflow
 from tests.chain.support import CHAIN, PayChain, both_queues, payment_settings
+from workflows.hot_wallet import HotWalletWorkflow
+from workflows.payment import NonceFillWorkflow, PaymentWorkflow
 
 
 class OrderResult(BaseModel):

@@ -12,7 +12,6 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from offramp.chain.models import PaymentState, PaymentStatus, payment_workflow_id
-from offramp.workflows.payment import MAX_SEND_ROUNDS, PATCH_BOUNDED_SEND_ROUNDS
 from tests.chain.dropper import Dropper
 from tests.chain.support import (
     CHAIN,
@@ -24,6 +23,7 @@ from tests.chain.support import (
     start_payment,
     wait_for,
 )
+from workflows.payment import MAX_SEND_ROUNDS, PATCH_BOUNDED_SEND_ROUNDS
 
 # What MAX_SEND_ROUNDS re-broadcasts may add (a round is ~17 events after a drop) plus the
 # preflight, the nonce, the first broadcast and the end: the history must stay under this.

@@ -157,7 +157,7 @@ async def test_the_worker_process_output_holds_no_rpc_secret(
     stack: ExitStack,
     tmp_path: Path,
 ) -> None:
-    """What an operator sees of `python -m offramp.worker` (its stderr log at INFO): a node refusing
+    """What an operator sees of `python -m worker` (its stderr log at INFO): a node refusing
     connections, one answering 500 and one hanging, then a payment; no part of any URL."""
     flaky = stack.enter_context(rpc_node(chain.local.rpc_url))
     hangs = stack.enter_context(rpc_node(chain.local.rpc_url, "hang"))

@@ -26,7 +26,7 @@ from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHistor
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.testing import WorkflowEnvironment
 
-from offramp.activities.chain import tuning_of
+from activities.chain import tuning_of
 from offramp.chain.models import (
     HotWalletInput,
     HotWalletParams,
@@ -211,7 +211,7 @@ async def dropped_rebroadcast(ctx: Ctx) -> list[str]:
 
 async def dropped_past_bound(ctx: Ctx) -> list[str]:
     """A node that drops the tx over and over: past the bound the payment flags a person and waits
-    in one activity that re-sends the same bytes (offramp/workflows/payment.py MAX_SEND_ROUNDS)."""
+    in one activity that re-sends the same bytes (workflows/payment.py MAX_SEND_ROUNDS)."""
     ctx.chain.set_automine(False)
     try:
         async with ctx.worker(bump_after_seconds=600):

@@ -62,7 +62,7 @@ def test_the_wallet_history_handed_out_nonces_filled_one_and_continued_as_new() 
 
 
 def test_the_bounded_history_took_the_patched_branch() -> None:
-    from offramp.workflows.payment import PATCH_BOUNDED_SEND_ROUNDS
+    from workflows.payment import PATCH_BOUNDED_SEND_ROUNDS
 
     history = load(Path(__file__).parent / "payment_dropped_past_bound.json")
     markers = [

@@ -4,7 +4,7 @@ import logging
 import os
 import sys
 
-from offramp.worker.main import main
+from worker.main import main
 
 code = main()
 # Leave without interpreter finalization: the SDK's core threads can abort it with

@@ -19,7 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from offramp.orders.models import Stage
     from offramp.providers import ErrorKind
 
-from offramp.workflows.order.failures import (
+from workflows.order.failures import (
     failure_kind,
     gave_up_waiting,
     last_attempt_failure,
@@ -28,12 +28,12 @@ from offramp.workflows.order.failures import (
     rejection_reason,
     workflow_cancel,
 )
-from offramp.workflows.order.patches import (
+from workflows.order.patches import (
     PATCH_ALREADY_FUNDED,
     PATCH_RETRY_MALFORMED_AFTER_PAYMENT,
     PATCH_WORKFLOW_CANCEL,
 )
-from offramp.workflows.order.state import POLL_NOW_MIN_GAP, OrderState, Seen, remaining
+from workflows.order.state import POLL_NOW_MIN_GAP, OrderState, Seen, remaining
 
 T = TypeVar("T")
 

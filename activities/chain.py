@@ -20,8 +20,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 
-from offramp.activities.hot_wallet import previous_hold
-from offramp.activities.redaction import redacted
+from activities.hot_wallet import previous_hold
+from activities.redaction import redacted
 from offramp.chain import fees, names
 from offramp.chain.addresses import InvalidAddress, checksum, validate_recipient
 from offramp.chain.amounts import exact_base_units

@@ -53,13 +53,17 @@ def build_id(settings: EngineSettings) -> str:
 @functools.cache
 def code_digest() -> str:
     """12 hex digits of SHA-256 over the engine's Python sources (path and content)."""
+    import activities
     import offramp
+    import worker
+    import workflows
 
     digest = hashlib.sha256()
-    root = Path(str(offramp.__file__)).parent
-    for path in sorted(root.rglob("*.py")):
-        digest.update(str(path.relative_to(root.parent)).encode())
-        digest.update(path.read_bytes())
+    for package in (workflows, activities, worker, offramp):
+        root = Path(str(package.__file__)).parent
+        for path in sorted(root.rglob("*.py")):
+            digest.update(str(path.relative_to(root.parent)).encode())
+            digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
 

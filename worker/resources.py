@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from offramp.chain.rpc import ChainRuntime
 from offramp.config import EngineSettings
 from offramp.providers import ADAPTERS, ProviderClient
-from offramp.worker import roles
+from worker import roles
 
 
 @dataclass
@@ -25,7 +25,7 @@ class WorkerResources:
     @classmethod
     async def create(cls, settings: EngineSettings) -> WorkerResources:
         resources = cls(settings=settings)
-        # A keyless worker reads chains without a signer (offramp/worker/roles.py).
+        # A keyless worker reads chains without a signer (worker/roles.py).
         resources.chains = await ChainRuntime.create(
             settings, require_signer=roles.holds_key(settings.worker_role)
         )

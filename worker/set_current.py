@@ -1,4 +1,4 @@
-"""`python -m offramp.worker.set_current`: make this configuration's build (OFFRAMP_DEPLOYMENT_NAME,
+"""`python -m worker.set_current`: make this configuration's build (OFFRAMP_DEPLOYMENT_NAME,
 OFFRAMP_BUILD_ID) the deployment's current version, once its workers poll. The compose file's
 one-shot `worker-version` job; an operator may use the Temporal CLI instead
 (`temporal worker deployment set-current-version`, README "Deploying a workflow change")."""
@@ -11,7 +11,7 @@ import sys
 
 from offramp.config import ConfigError, load_settings
 from offramp.temporal_client import connect
-from offramp.worker import versioning
+from worker import versioning
 
 WAIT_SECONDS = 300.0
 
@@ -35,7 +35,7 @@ async def _main() -> int:
 
 if __name__ == "__main__":
     code = asyncio.run(_main())
-    # As offramp/worker/__main__.py: leave without interpreter finalization, which the SDK's core
+    # As worker/__main__.py: leave without interpreter finalization, which the SDK's core
     # threads can hang or abort (sdk-python #300).
     sys.stdout.flush()
     sys.stderr.flush()

@@ -23,7 +23,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 from temporalio.service import RPCError, RPCStatusCode
 
-from offramp.activities.redaction import redacted
+from activities.redaction import redacted
 from offramp.chain import names
 from offramp.chain.models import (
     BalancesInput,

@@ -23,8 +23,8 @@ from offramp.observability.health import HEALTH_PATH, health_address, serve_work
 from offramp.observability.tracing import configure_tracing, shutdown_tracing
 from offramp.task_queues import signer_task_queue
 from offramp.temporal_client import connect
-from offramp.worker import registry, roles, versioning
-from offramp.worker.resources import WorkerResources
+from worker import registry, roles, versioning
+from worker.resources import WorkerResources
 
 log = logging.getLogger("offramp.worker")
 

@@ -19,12 +19,12 @@ with workflow.unsafe.imports_passed_through():
         TxAttemptView,
     )
 
-from offramp.workflows.operator_input import PAYLOAD_DOC, operator_decision
-from offramp.workflows.order.patches import (
+from workflows.operator_input import PAYLOAD_DOC, operator_decision
+from workflows.order.patches import (
     PATCH_DEFERRED_POLL_NOW,
     PATCH_PROGRESS_WALLET_AND_ATTENTION,
 )
-from offramp.workflows.order.state import POLL_NOW_MIN_GAP, OrderState
+from workflows.order.state import POLL_NOW_MIN_GAP, OrderState
 
 
 class OrderHandlers(OrderState):

@@ -27,8 +27,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from offramp.providers import OrderSnapshot, ProviderAdapter
 
-from offramp.workflows.order.patches import PATCH_COMBINED_UPSERTS
-from offramp.workflows.order.render import details_markdown
+from workflows.order.patches import PATCH_COMBINED_UPSERTS
+from workflows.order.render import details_markdown
 
 # A poll_now within this long of starting a fresh poll is held until the gap ends: a storm of
 # webhooks must not keep cancelling polls before they can answer.

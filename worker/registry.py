@@ -7,18 +7,18 @@ from typing import Any
 
 from temporalio import activity
 
-from offramp.activities.chain import ChainActivities
-from offramp.activities.hot_wallet import HotWalletActivities
-from offramp.activities.orders import OrderActivities
-from offramp.activities.provider import ProviderActivities
+from activities.chain import ChainActivities
+from activities.hot_wallet import HotWalletActivities
+from activities.orders import OrderActivities
+from activities.provider import ProviderActivities
 from offramp.config import WorkerRole
 from offramp.providers import adapter
 from offramp.task_queues import KEY_ACTIVITIES, SIGNER_QUEUE_ACTIVITIES
-from offramp.worker import roles
-from offramp.worker.resources import WorkerResources
-from offramp.workflows.hot_wallet import HotWalletWorkflow
-from offramp.workflows.order.workflow import SellOrderWorkflow
-from offramp.workflows.payment import NonceFillWorkflow, PaymentWorkflow
+from worker import roles
+from worker.resources import WorkerResources
+from workflows.hot_wallet import HotWalletWorkflow
+from workflows.order.workflow import SellOrderWorkflow
+from workflows.payment import NonceFillWorkflow, PaymentWorkflow
 
 
 def workflows() -> Sequence[type]:

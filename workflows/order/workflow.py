@@ -46,18 +46,18 @@ with workflow.unsafe.imports_passed_through():
     from offramp.providers import adapter
     from offramp.validation import describe as describe_validation_error
 
-from offramp.workflows.order.failures import workflow_cancel
-from offramp.workflows.order.handlers import OrderHandlers
-from offramp.workflows.order.patches import (
+from workflows.order.failures import workflow_cancel
+from workflows.order.handlers import OrderHandlers
+from workflows.order.patches import (
     PATCH_ALREADY_FUNDED,
     PATCH_FIND_EARLIER_PAYMENT,
     PATCH_IDENTITY_FIRST,
     PATCH_RECHECK_AFTER_APPROVAL,
     PATCH_WORKFLOW_CANCEL,
 )
-from offramp.workflows.order.paying import OrderPayment
-from offramp.workflows.order.state import Seen
-from offramp.workflows.order.waits import ProviderWaits
+from workflows.order.paying import OrderPayment
+from workflows.order.state import Seen
+from workflows.order.waits import ProviderWaits
 
 _CHECK_TIMEOUT: Final = timedelta(seconds=10)
 _CHECK_RETRY: Final = RetryPolicy(maximum_interval=timedelta(seconds=30))

@@ -28,9 +28,9 @@ with workflow.unsafe.imports_passed_through():
         order_payment_id,
     )
 
-from offramp.workflows.order.failures import failure_type, workflow_cancel
-from offramp.workflows.order.patches import PATCH_WORKFLOW_CANCEL
-from offramp.workflows.order.state import OrderState
+from workflows.order.failures import failure_type, workflow_cancel
+from workflows.order.patches import PATCH_WORKFLOW_CANCEL
+from workflows.order.state import OrderState
 
 # The payment child is idempotent by payment id (the hot wallet hands one nonce per id), so a
 # failed run may be retried safely; it is never abandoned while a transaction may exist.
