@@ -36,6 +36,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError
 
+from offramp.chain.names import STATE_QUERY as PAYMENT_STATE_QUERY
 from offramp.cli.app import app, console, fail
 from offramp.cli.views import VIEWS, view_url
 from offramp.config import DEFAULT_TASK_QUEUE
@@ -49,6 +50,7 @@ from offramp.orders.models import (
     SellOrderState,
     Stage,
 )
+from offramp.orders.names import APPROVE_UPDATE, STATE_QUERY
 from offramp.orders.starter import start_sell_order
 
 if TYPE_CHECKING:  # imported when the command runs: `offramp --help` and the others start faster
@@ -283,7 +285,7 @@ async def refresh(order: DemoOrder) -> None:
     """Stage and hashes from the `state` query; approve the order when it waits for that."""
     assert order.handle is not None
     try:
-        state = await order.handle.query("state", result_type=SellOrderState)
+        state = await order.handle.query(STATE_QUERY, result_type=SellOrderState)
     except RPCError:
         return  # e.g. the worker is busy: try again next time
     order.stage = state.stage.value
@@ -291,7 +293,7 @@ async def refresh(order: DemoOrder) -> None:
     if order.scenario.approve and state.stage is Stage.AWAITING_APPROVAL and not order.approved:
         order.approved = True
         try:
-            message = await order.handle.execute_update("approve", APPROVAL, result_type=str)
+            message = await order.handle.execute_update(APPROVE_UPDATE, APPROVAL, result_type=str)
         except (WorkflowUpdateFailedError, RPCError) as exc:
             message = f"approve refused: {getattr(exc, 'cause', None) or exc}"
         console.print(f"{order.order_id}: {message}", highlight=False)
@@ -349,7 +351,7 @@ async def wait_for_fee_bump(engine: Engine, order: DemoOrder) -> None:
     deadline = time.monotonic() + FEE_BUMP_WAIT_SECONDS
     while not order.done and time.monotonic() < deadline:
         with suppress(RPCError):  # the payment child is not started yet
-            state = await payment.query("state", result_type=PaymentState)
+            state = await payment.query(PAYMENT_STATE_QUERY, result_type=PaymentState)
             if len(state.attempts) >= 2:
                 console.print(
                     f"{order.order_id}: stuck transaction fee-bumped "

@@ -27,6 +27,7 @@ from offramp import search_attributes as sa
 from offramp.cli.app import CliError
 from offramp.cli.ids import OrderRef
 from offramp.orders.models import SellOrderResult, SellOrderState
+from offramp.orders.names import STATE_QUERY
 from offramp.orders.render import render_state
 
 # How long a worker may take to answer the state query before the record is shown instead.
@@ -116,7 +117,7 @@ async def _state_if_quick(
         return None, f"no worker is polling task queue {desc.task_queue}"
     try:
         state: SellOrderState = await handle.query(
-            "state", result_type=SellOrderState, rpc_timeout=QUERY_TIMEOUT
+            STATE_QUERY, result_type=SellOrderState, rpc_timeout=QUERY_TIMEOUT
         )
     except RPCError as exc:
         if exc.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):

@@ -23,6 +23,12 @@ from offramp.cli.stages import stage_option
 from offramp.cli.start_check import differing_fields, started_input
 from offramp.config import DEFAULT_TASK_QUEUE
 from offramp.orders.models import Decision, SellOrderInput
+from offramp.orders.names import (
+    APPROVE_UPDATE,
+    CANCEL_UPDATE,
+    POLL_NOW_SIGNAL,
+    REJECT_UPDATE,
+)
 from offramp.orders.render import list_query
 from offramp.orders.starter import start_sell_order
 from offramp.providers import DEFAULT_PROVIDER
@@ -237,7 +243,7 @@ def approve(
     order_id: OrderIdArg, operator: OperatorOpt, note: NoteOpt = "", as_json: JsonOpt = False
 ) -> None:
     """Approve an order waiting for review."""
-    _decide("approve", order_id, operator, note, as_json)
+    _decide(APPROVE_UPDATE, order_id, operator, note, as_json)
 
 
 @app.command()
@@ -245,7 +251,7 @@ def reject(
     order_id: OrderIdArg, operator: OperatorOpt, note: NoteOpt = "", as_json: JsonOpt = False
 ) -> None:
     """Reject an order waiting for review (nothing is sent)."""
-    _decide("reject", order_id, operator, note, as_json)
+    _decide(REJECT_UPDATE, order_id, operator, note, as_json)
 
 
 @app.command()
@@ -253,7 +259,7 @@ def cancel(
     order_id: OrderIdArg, operator: OperatorOpt, note: NoteOpt = "", as_json: JsonOpt = False
 ) -> None:
     """Cancel an order; refused once a transaction may exist."""
-    _decide("cancel", order_id, operator, note, as_json)
+    _decide(CANCEL_UPDATE, order_id, operator, note, as_json)
 
 
 @app.command("poll-now")
@@ -264,11 +270,11 @@ def poll_now(order_id: OrderIdArg, as_json: JsonOpt = False) -> None:
     async def go() -> None:
         handle = (await _client()).get_workflow_handle(ref.workflow_id)
         try:
-            await handle.signal("poll_now")
+            await handle.signal(POLL_NOW_SIGNAL)
         except RPCError as exc:
             raise CliError(f"order {ref.order_id}: {exc.message}") from None
         if as_json:
-            print_json({"workflow_id": handle.id, "signal": "poll_now"})
+            print_json({"workflow_id": handle.id, "signal": POLL_NOW_SIGNAL})
         else:
             console.print(f"poll_now sent to {handle.id}", highlight=False)
 

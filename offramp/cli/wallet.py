@@ -17,6 +17,7 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from offramp.chain.models import SetNonceRequest, WalletSummary
+from offramp.chain.names import SET_NONCE_UPDATE, SUMMARY_QUERY
 from offramp.cli.app import CliError, app, console, fail, run_async
 from offramp.cli.output import JsonOpt, print_json
 from offramp.temporal_client import connect
@@ -69,7 +70,7 @@ def status(wallet_id: WalletIdArg, as_json: JsonOpt = False) -> None:
     async def go() -> None:
         handle = (await _client()).get_workflow_handle(wallet_id)
         try:
-            summary = await handle.query("summary", result_type=WalletSummary)
+            summary = await handle.query(SUMMARY_QUERY, result_type=WalletSummary)
         except RPCError as exc:
             raise CliError(f"wallet {wallet_id}: {exc.message}") from None
         _print(summary, as_json)
@@ -93,7 +94,9 @@ def set_nonce(
     async def go() -> None:
         handle = (await _client()).get_workflow_handle(wallet_id)
         try:
-            summary = await handle.execute_update("set_nonce", request, result_type=WalletSummary)
+            summary = await handle.execute_update(
+                SET_NONCE_UPDATE, request, result_type=WalletSummary
+            )
         except WorkflowUpdateFailedError as exc:
             cause = exc.cause
             raise CliError(f"set-nonce refused: {getattr(cause, 'message', cause)}") from None
