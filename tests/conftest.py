@@ -25,6 +25,7 @@ from offramp.devstack.processes import ManagedProcess, free_port
 from offramp.simulator.admin import SimulatorAdmin
 from offramp.simulator.process import simulator_process, wait_simulator_ready
 from tests.chain.support import PayChain, pay_chain
+from tests.dev_server import dev_server
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -87,17 +88,8 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
 @pytest.fixture(scope="session")
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     """Local dev server with the engine's search attributes registered."""
-    env = await WorkflowEnvironment.start_local(
-        data_converter=DATA_CONVERTER,
-        dev_server_existing_path=str(binaries.temporal_cli()),
-        search_attributes=search_attributes.ALL,
-        port=free_port(),
-        dev_server_log_level="error",
-    )
-    try:
+    async with dev_server(search_attributes=search_attributes.ALL) as env:
         yield env
-    finally:
-        await env.shutdown()
 
 
 @pytest.fixture

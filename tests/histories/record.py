@@ -24,12 +24,9 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
-from temporalio.testing import WorkflowEnvironment
 
 from offramp import search_attributes
 from offramp.chain.models import PaymentState, payment_workflow_id
-from offramp.converter import DATA_CONVERTER
-from offramp.devstack import binaries
 from offramp.devstack.chain import (
     DEPLOYER,
     HOT_WALLET,
@@ -41,6 +38,7 @@ from offramp.devstack.chain import (
 from offramp.orders.models import Decision, SellOrderResult, SellOrderState, Stage
 from offramp.simulator.admin import SimulatorAdmin
 from offramp.simulator.faults import FaultConfig, MalformedKind
+from tests.dev_server import dev_server
 from tests.e2e.support import (
     SellChain,
     create_sim_order,
@@ -312,13 +310,7 @@ async def record(out_dir: Path = HISTORIES_DIR, only: set[str] | None = None) ->
     if unknown:
         raise SystemExit(f"unknown scenarios: {', '.join(sorted(unknown))}")
     written = []
-    env = await WorkflowEnvironment.start_local(
-        data_converter=DATA_CONVERTER,
-        dev_server_existing_path=str(binaries.temporal_cli()),
-        search_attributes=search_attributes.ALL,
-        dev_server_log_level="error",
-    )
-    try:
+    async with dev_server(search_attributes=search_attributes.ALL) as env:
         with tempfile.TemporaryDirectory() as tmp, sell_chain(Path(tmp)) as sc:
             task_queue = f"record-{uuid.uuid4()}"
             settings = engine_settings(
@@ -341,8 +333,6 @@ async def record(out_dir: Path = HISTORIES_DIR, only: set[str] | None = None) ->
                     path.write_text(history.to_json() + "\n")
                     written.append(path)
                     print(f"{name}: {result.outcome.value}, {len(history.events)} events")
-    finally:
-        await env.shutdown()
     return written
 
 

@@ -48,10 +48,9 @@ from offramp.chain.models import (
     WorkflowClosedInput,
 )
 from offramp.converter import DATA_CONVERTER
-from offramp.devstack import binaries
-from offramp.devstack.processes import free_port
 from tests.chain.support import wait_for
 from tests.cli.conftest import CliResult, base_env, run_command, temporal_env
+from tests.dev_server import dev_server
 from workflows.hot_wallet import (
     ERR_IN_FLIGHT_LIMIT,
     ERR_PAUSED,
@@ -64,20 +63,8 @@ ADDRESS = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 
 @pytest.fixture(scope="module")
 async def can_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        data_converter=DATA_CONVERTER,
-        dev_server_existing_path=str(binaries.temporal_cli()),
-        port=free_port(),
-        dev_server_log_level="error",
-        dev_server_extra_args=[
-            "--dynamic-config-value",
-            "limit.historyCount.suggestContinueAsNew=40",
-        ],
-    )
-    try:
+    async with dev_server({"limit.historyCount.suggestContinueAsNew": 40}) as env:
         yield env
-    finally:
-        await env.shutdown()
 
 
 @dataclass

@@ -39,9 +39,7 @@ from offramp.chain.models import (
     WalletNoncesInput,
     WorkflowClosedInput,
 )
-from offramp.converter import DATA_CONVERTER
-from offramp.devstack import binaries
-from offramp.devstack.processes import free_port
+from tests.dev_server import dev_server
 from tests.workflows.test_hot_wallet import params
 from workflows import hot_wallet
 from workflows.hot_wallet import HotWalletWorkflow
@@ -55,24 +53,13 @@ SUGGEST_CAN_EVENTS = 32
 
 @pytest.fixture(scope="module")
 async def small_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        data_converter=DATA_CONVERTER,
-        dev_server_existing_path=str(binaries.temporal_cli()),
-        port=free_port(),
-        dev_server_log_level="error",
-        dev_server_extra_args=[
-            "--dynamic-config-value",
-            f"limit.blobSize.error={BLOB_LIMIT}",
-            "--dynamic-config-value",
-            f"limit.blobSize.warn={BLOB_LIMIT // 2}",
-            "--dynamic-config-value",
-            f"limit.historyCount.suggestContinueAsNew={SUGGEST_CAN_EVENTS}",
-        ],
-    )
-    try:
+    limits = {
+        "limit.blobSize.error": BLOB_LIMIT,
+        "limit.blobSize.warn": BLOB_LIMIT // 2,
+        "limit.historyCount.suggestContinueAsNew": SUGGEST_CAN_EVENTS,
+    }
+    async with dev_server(limits) as env:
         yield env
-    finally:
-        await env.shutdown()
 
 
 @activity.defn(name="read_wallet_nonces")

@@ -49,10 +49,8 @@ from offramp.chain.models import (
     WorkflowClosedInput,
 )
 from offramp.chain.redact import scrub
-from offramp.converter import DATA_CONVERTER
-from offramp.devstack import binaries
-from offramp.devstack.processes import free_port
 from tests.chain.support import wait_for
+from tests.dev_server import dev_server
 from tests.workflows.test_hot_wallet import params
 from workflows import hot_wallet
 from workflows.hot_wallet import HotWalletWorkflow
@@ -62,20 +60,8 @@ TOKEN = "0x" + "11" * 20
 
 @pytest.fixture(scope="module")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        data_converter=DATA_CONVERTER,
-        dev_server_existing_path=str(binaries.temporal_cli()),
-        port=free_port(),
-        dev_server_log_level="error",
-        dev_server_extra_args=[
-            "--dynamic-config-value",
-            "limit.historyCount.suggestContinueAsNew=60",
-        ],
-    )
-    try:
+    async with dev_server({"limit.historyCount.suggestContinueAsNew": 60}) as env:
         yield env
-    finally:
-        await env.shutdown()
 
 
 @workflow.defn(name="AnswerSink", sandboxed=False)

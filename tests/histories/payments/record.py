@@ -24,7 +24,6 @@ from eth_account import Account
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHistory
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.testing import WorkflowEnvironment
 
 from activities.chain import tuning_of
 from offramp.chain.models import (
@@ -41,10 +40,7 @@ from offramp.chain.models import (
     nonce_fill_workflow_id,
     payment_workflow_id,
 )
-from offramp.converter import DATA_CONVERTER
-from offramp.devstack import binaries
 from offramp.devstack.chain import HOT_WALLET
-from offramp.devstack.processes import free_port
 from tests.chain.dropper import Dropper
 from tests.chain.support import (
     CHAIN,
@@ -57,6 +53,7 @@ from tests.chain.support import (
     start_payment,
     wait_for,
 )
+from tests.dev_server import dev_server
 
 HISTORIES_DIR = Path(__file__).resolve().parent
 TASK_QUEUE = "record-payments"
@@ -298,17 +295,8 @@ async def record(out_dir: Path = HISTORIES_DIR, only: list[str] | None = None) -
     if unknown:
         raise SystemExit(f"unknown scenarios {sorted(unknown)}; known: {sorted(SCENARIOS)}")
     written = []
-    env = await WorkflowEnvironment.start_local(
-        data_converter=DATA_CONVERTER,
-        dev_server_existing_path=str(binaries.temporal_cli()),
-        port=free_port(),
-        dev_server_log_level="error",
-        dev_server_extra_args=[
-            "--dynamic-config-value",
-            f"limit.historyCount.suggestContinueAsNew={SUGGEST_CONTINUE_AS_NEW_AFTER}",
-        ],
-    )
-    try:
+    early_can = {"limit.historyCount.suggestContinueAsNew": SUGGEST_CONTINUE_AS_NEW_AFTER}
+    async with dev_server(early_can) as env:
         with tempfile.TemporaryDirectory() as tmp, pay_chain(Path(tmp)) as chain:
             ctx = Ctx(env.client, chain)
             for name, scenario in SCENARIOS.items():
@@ -322,8 +310,6 @@ async def record(out_dir: Path = HISTORIES_DIR, only: list[str] | None = None) -
                 first, second = await _wallet_runs(ctx)
                 written.append(_write(out_dir, "hot_wallet", first))
                 written.append(_write(out_dir, "hot_wallet_continued", second))
-    finally:
-        await env.shutdown()
     return written
 
 

@@ -18,7 +18,6 @@ from pathlib import Path
 from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
-from temporalio.testing import WorkflowEnvironment
 
 from offramp.chain.models import (
     HotWalletInput,
@@ -28,8 +27,7 @@ from offramp.chain.models import (
     ReservationStatus,
 )
 from offramp.converter import DATA_CONVERTER
-from offramp.devstack import binaries
-from offramp.devstack.processes import free_port
+from tests.dev_server import dev_server
 from tests.workflows.test_hot_wallet_can import ask, stand_in_worker
 
 
@@ -92,17 +90,8 @@ async def wallet_runs(client: Client, wallet_id: str) -> list[WorkflowHistory]:
 async def record() -> None:
     # The server suggests continue-as-new early (recorded in the history, so replay sees it):
     # the module's own budgets and limits stay at their defaults, which replay runs with.
-    env = await WorkflowEnvironment.start_local(
-        data_converter=DATA_CONVERTER,
-        dev_server_existing_path=str(binaries.temporal_cli()),
-        port=free_port(),
-        dev_server_log_level="error",
-        dev_server_extra_args=[
-            "--dynamic-config-value",
-            f"limit.historyCount.suggestContinueAsNew={SUGGEST_CONTINUE_AS_NEW_AFTER}",
-        ],
-    )
-    try:
+    early_can = {"limit.historyCount.suggestContinueAsNew": SUGGEST_CONTINUE_AS_NEW_AFTER}
+    async with dev_server(early_can) as env:
         client, task_queue = env.client, f"stream-{uuid.uuid4()}"
         wallet_id = f"hot-wallet-stream-{uuid.uuid4().hex[:8]}"
         async with stand_in_worker(client, task_queue, AskingTwicePayment):
@@ -119,8 +108,6 @@ async def record() -> None:
             with contextlib.suppress(Exception):
                 await client.get_workflow_handle(wallet_id).terminate("recorded")
         runs = await wallet_runs(client, wallet_id)
-    finally:
-        await env.shutdown()
     # A continued run whose input carried answers if there is one (timing decides), else the
     # second run.
     first = runs[0]
