@@ -60,7 +60,8 @@ def order_amount(i: int) -> Decimal:
     return Decimal(1) + Decimal(i % 1000) / 1000
 
 
-async def create_orders(bench: Bench, count: int, label: str) -> list[BenchOrder]:
+async def create_orders(bench: Bench, count: int, label: str, **fields: object) -> list[BenchOrder]:
+    """`fields`: more of the simulator's order fields (a webhook URL, a settlement delay)."""
     async with SimulatorAdmin(bench.stack.simulator_url, timeout_seconds=60) as admin:
 
         def create(i: int) -> Callable[[], Awaitable[Any]]:
@@ -73,20 +74,27 @@ async def create_orders(bench: Bench, count: int, label: str) -> list[BenchOrder
                 # the simulator's default 30 minutes (the engine then refuses to pay late:
                 # tests/workflows/test_payment_deadline.py), and the bench measures throughput.
                 expires_in_seconds=bench.limit(count) * 2,
+                **fields,
             )
 
         created = await bounded(create(i) for i in range(count))
     return [BenchOrder(c.order_id, c.deposit_address, c.expected_base_units or 0) for c in created]
 
 
-async def start_orders(bench: Bench, orders: list[BenchOrder]) -> None:
+async def start_orders(bench: Bench, orders: list[BenchOrder], **options: Any) -> None:
+    """`options`: order input fields over the bench's (webhooks, poll intervals)."""
+
     def start(order: BenchOrder) -> Callable[[], Awaitable[Any]]:
+        fields: dict[str, Any] = {
+            "poll_initial_interval": POLL_INITIAL,
+            "poll_max_interval": POLL_MAX,
+            **options,
+        }
         request = SellOrderInput(
             order_id=order.order_id,
             user_ref=USER_REF,
             max_amount=Decimal(order.base_units).scaleb(-TOKEN_DECIMALS),
-            poll_initial_interval=POLL_INITIAL,
-            poll_max_interval=POLL_MAX,
+            **fields,
         )
         return lambda: start_sell_order(bench.client, request, task_queue=bench.stack.task_queue)
 
@@ -196,29 +204,42 @@ async def kill_server_twice(
     return outages
 
 
-async def run_orders(
+@dataclass
+class Batch:
+    """A batch of orders run end to end: its row, what closed, and their results."""
+
+    row: Row
+    orders: list[BenchOrder]
+    closed: list[tracking.Closed]
+    by_id: dict[str, SellOrderResult]
+
+
+async def run_batch(
     bench: Bench,
+    name: str,
     count: int,
     *,
+    label: str,
     replicas: int = 1,
     wallets: int = 1,
     kill_server: bool = False,
     down_seconds: float = 20.0,
-) -> tuple[Row, ActivityCounts | None]:
-    """`count` orders started at once; the row, and the activities one real order used."""
-    label = "kill" if kill_server else f"o{count}w{replicas}"
-    name = f"orders{' server-kill x2' if kill_server else ''} ({replicas} worker"
-    name += f"{'s' if replicas > 1 else ''}, {wallets} wallet{'s' if wallets > 1 else ''})"
+    order_fields: dict[str, Any] | None = None,
+    input_options: dict[str, Any] | None = None,
+) -> Batch:
+    """`count` orders started at once on fresh workers, followed until closed (bounded), with
+    their outcomes and the on-chain audit. `order_fields`: more simulator order fields;
+    `input_options`: order input fields over the bench's."""
     pay_from = pool.pool_wallets(wallets)
     pool.fund(bench.stack.chain, pay_from)
     bench.log(f"{name}: starting workers, creating {count} orders at the simulator")
     bench.stack.start_engine_workers(pay_from, replicas)
-    orders = await create_orders(bench, count, label)
+    orders = await create_orders(bench, count, label, **(order_fields or {}))
     reader = ChainReader(bench.stack.info.rpc_url, bench.stack.chain.token_address)
     addresses = [w.address for w in pay_from]
     start_block, nonces_before = reader.head(), reader.nonces(addresses)
     since = bench.now()
-    await start_orders(bench, orders)
+    await start_orders(bench, orders, **(input_options or {}))
     bench.log(f"  {count} orders started")
     faults = None
     if kill_server:
@@ -241,4 +262,29 @@ async def run_orders(
             f"longest stall after a restart: {stall:.1f} s "
             f"({len(outages)} kills, {down_seconds:.0f} s down each)"
         )
-    return row, await activity_counts(bench, by_id)
+    return Batch(row, orders, closed, by_id)
+
+
+async def run_orders(
+    bench: Bench,
+    count: int,
+    *,
+    replicas: int = 1,
+    wallets: int = 1,
+    kill_server: bool = False,
+    down_seconds: float = 20.0,
+) -> tuple[Row, ActivityCounts | None]:
+    """`count` orders started at once; the row, and the activities one real order used."""
+    name = f"orders{' server-kill x2' if kill_server else ''} ({replicas} worker"
+    name += f"{'s' if replicas > 1 else ''}, {wallets} wallet{'s' if wallets > 1 else ''})"
+    batch = await run_batch(
+        bench,
+        name,
+        count,
+        label="kill" if kill_server else f"o{count}w{replicas}",
+        replicas=replicas,
+        wallets=wallets,
+        kill_server=kill_server,
+        down_seconds=down_seconds,
+    )
+    return batch.row, await activity_counts(bench, batch.by_id)

@@ -16,6 +16,7 @@ from offramp.bench.common import Bench
 from offramp.bench.figures import Row
 from offramp.bench.orders import run_orders
 from offramp.bench.payments import run_pools, run_soak
+from offramp.bench.settle import run_settle
 from offramp.bench.skeleton_run import run_skeleton
 from offramp.bench.stack import BenchSettings, BenchStack
 from offramp.bench.webhooks import run_webhooks
@@ -38,6 +39,7 @@ class BenchPlan:
     confirmations: int = 1
     webhooks_rate: int = 0  # signed webhooks per second into a receiver (0: skip)
     webhooks_seconds: float = 60.0
+    settle: int = 0  # orders of the settled → done scenario with webhooks (0: skip)
 
 
 def quiet_runtime() -> Runtime:
@@ -79,6 +81,8 @@ async def run_plan(
         rows.append(row)
     if plan.soak:
         rows.append(await run_soak(bench, plan.soak, plan.soak_in_flight))
+    if plan.settle:
+        rows.append(await run_settle(bench, plan.settle, plan.workers))
     if plan.webhooks_rate:
         rows.append(await run_webhooks(bench, plan.webhooks_rate, plan.webhooks_seconds))
     stack.stop_workers()

@@ -22,6 +22,7 @@ from offramp.devstack.processes import ManagedProcess, ProcessFailed, free_port
 from offramp.devstack.stack import LocalStack, StackInfo, StackSettings
 from offramp.devstack.worker_process import wait_worker_ready, worker_process
 from offramp.simulator.process import simulator_process, wait_simulator_ready
+from offramp.webhooks.process import dev_secret_file
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,10 @@ class BenchStack:
     def logs(self) -> Path:
         return self.local.logs_dir
 
+    @property
+    def webhook_secret_file(self) -> Path:
+        return dev_secret_file(self.settings.data_dir / "bench-webhook-secret")
+
     def start(self) -> None:
         try:
             self._info = self.local.start()
@@ -87,6 +92,10 @@ class BenchStack:
                     str(self.settings.confirmations),
                     "--settlement-delay",
                     str(self.settings.settlement_delay),
+                    # Signs the webhooks of orders that name a URL (no default URL: the others
+                    # send none); the webhook scenarios' receivers share the secret.
+                    "--webhook-secret-file",
+                    str(self.webhook_secret_file),
                     "--log-level",
                     "WARNING",
                 ),

@@ -15,7 +15,8 @@ import os
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,10 +26,10 @@ from pydantic import SecretStr
 from offramp.bench.common import Bench, bounded, terminate
 from offramp.bench.figures import Row
 from offramp.bench.stats import Latencies, percentile
-from offramp.devstack.processes import free_port
+from offramp.devstack.processes import ManagedProcess, free_port
 from offramp.orders.models import WORKFLOW_TYPE, workflow_id_for
 from offramp.webhooks.app import route_path
-from offramp.webhooks.process import dev_secret_file, wait_webhooks_ready, webhooks_process
+from offramp.webhooks.process import wait_webhooks_ready, webhooks_process
 from offramp.webhooks.signatures import sign_kado
 
 UNKNOWN_SHARE = 10  # one event in this many names an order without a workflow
@@ -135,50 +136,74 @@ async def _health(http: aiohttp.ClientSession, url: str) -> dict[str, object]:
         return result
 
 
-async def run_webhooks(bench: Bench, rate: int, seconds: float, orders: int = 200) -> Row:
+@dataclass(frozen=True)
+class RunningReceiver:
+    url: str  # http://127.0.0.1:<port>
+    secret: SecretStr  # the simulator signs with it too
+    process: ManagedProcess
+
+    def route(self, provider: str) -> str:
+        return f"{self.url}{route_path(provider)}"
+
+
+@contextmanager
+def receiver(bench: Bench) -> Iterator[RunningReceiver]:
+    """A webhook receiver process on a free port for the block's duration, with the stack's
+    shared secret and default settings (one wake per order per second)."""
     stack = bench.stack
     port = free_port()
-    secret_file = dev_secret_file(stack.settings.data_dir / f"bench-webhook-secret-{bench.tag}")
-    secret = SecretStr(secret_file.read_text().strip())
-    receiver = webhooks_process(
+    process = webhooks_process(
         port,
-        stack.logs / "webhooks.log",
-        kado_secret_file=secret_file,
+        stack.logs / f"webhooks-{bench.tag}.log",
+        kado_secret_file=stack.webhook_secret_file,
         env={"TEMPORAL_ADDRESS": stack.info.temporal_address, "TEMPORAL_NAMESPACE": "default"},
     ).start()
-    targets: list[str] = []
     try:
-        wait_webhooks_ready(receiver)
-        targets = await _start_targets(bench, orders)
-        unknown = [f"bench-wh-{bench.tag}-unknown-{i}" for i in range(max(1, orders // 10))]
-
-        def pick(i: int) -> str:
-            if i % UNKNOWN_SHARE == 0:
-                return unknown[(i // UNKNOWN_SHARE) % len(unknown)]
-            return targets[i % len(targets)]
-
-        bench.log(f"  webhooks: {rate}/s for {seconds:.0f} s to {orders} orders (+unknown)")
-        began, cpu_before = time.monotonic(), cpu_seconds(receiver.pid)
-        own_before = time.process_time()
-        base = f"http://127.0.0.1:{port}"
-        load = await _blast(f"{base}{route_path('kado')}", secret, pick, rate, seconds)
-        wall = time.monotonic() - began
-        load.receiver_cpu = cpu_seconds(receiver.pid) - cpu_before
-        load.generator_cpu = time.process_time() - own_before
-        async with aiohttp.ClientSession() as http:
-            deadline = time.monotonic() + IDLE_WAIT_SECONDS
-            health = await _health(http, f"{base}/health")
-            while health["pending"] and time.monotonic() < deadline:
-                await asyncio.sleep(1.0)
-                health = await _health(http, f"{base}/health")
-                bench.log(f"  webhooks: {health['pending']} wakes still pending")
-        if not receiver.running():
-            raise RuntimeError(f"the receiver exited:\n{receiver.log_tail()}")
-        return _row(load, wall, rate, health)
+        wait_webhooks_ready(process)
+        secret = SecretStr(stack.webhook_secret_file.read_text().strip())
+        yield RunningReceiver(f"http://127.0.0.1:{port}", secret, process)
+        if not process.running():
+            raise RuntimeError(f"the receiver exited:\n{process.log_tail()}")
     finally:
-        receiver.stop()
-        if targets:
-            await terminate(bench, [workflow_id_for(o) for o in targets])
+        process.stop()
+
+
+async def pending_wakes(base_url: str, log: Callable[[str], None]) -> dict[str, object]:
+    """The receiver's health once its wakes are all delivered (bounded wait)."""
+    async with aiohttp.ClientSession() as http:
+        deadline = time.monotonic() + IDLE_WAIT_SECONDS
+        health = await _health(http, f"{base_url}/health")
+        while health["pending"] and time.monotonic() < deadline:
+            await asyncio.sleep(1.0)
+            health = await _health(http, f"{base_url}/health")
+            log(f"  webhooks: {health['pending']} wakes still pending")
+    return health
+
+
+async def run_webhooks(bench: Bench, rate: int, seconds: float, orders: int = 200) -> Row:
+    targets: list[str] = []
+    with receiver(bench) as running:
+        try:
+            targets = await _start_targets(bench, orders)
+            unknown = [f"bench-wh-{bench.tag}-unknown-{i}" for i in range(max(1, orders // 10))]
+
+            def pick(i: int) -> str:
+                if i % UNKNOWN_SHARE == 0:
+                    return unknown[(i // UNKNOWN_SHARE) % len(unknown)]
+                return targets[i % len(targets)]
+
+            bench.log(f"  webhooks: {rate}/s for {seconds:.0f} s to {orders} orders (+unknown)")
+            pid = running.process.pid
+            began, cpu_before, own_before = time.monotonic(), cpu_seconds(pid), time.process_time()
+            load = await _blast(running.route("kado"), running.secret, pick, rate, seconds)
+            wall = time.monotonic() - began
+            load.receiver_cpu = cpu_seconds(pid) - cpu_before
+            load.generator_cpu = time.process_time() - own_before
+            health = await pending_wakes(running.url, bench.log)
+        finally:
+            if targets:
+                await terminate(bench, [workflow_id_for(o) for o in targets])
+    return _row(load, wall, rate, health)
 
 
 def _row(load: Load, wall: float, rate: int, health: dict[str, object]) -> Row:

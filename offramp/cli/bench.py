@@ -58,6 +58,12 @@ def bench(
     webhooks_seconds: Annotated[
         float, typer.Option(min=1, help="how long the webhooks scenario sends")
     ] = 60.0,
+    settle: Annotated[
+        int,
+        typer.Option(
+            min=0, max=5000, help="orders woken by webhooks: settled → done latency (0: skip)"
+        ),
+    ] = 0,
     timeout: Annotated[
         float | None,
         typer.Option(
@@ -70,8 +76,9 @@ def bench(
     ] = None,
 ) -> None:
     """Run N concurrent orders end to end against the bare Temporal skeleton, payments/s per
-    wallet-pool size, and optionally the server-kill run, a soak through one wallet and a webhook
-    flood (reply latency p50/p95/p99); print a table. Starts and stops its own stack on free
+    wallet-pool size, and optionally the server-kill run, a soak through one wallet, orders woken
+    by webhooks (settled → done latency) and a webhook flood (reply latency p50/p95/p99); print a
+    table. Starts and stops its own stack on free
     ports."""
     from offramp.bench.runner import BenchPlan, make_stack, remove, run_plan
     from offramp.devstack.processes import ProcessFailed
@@ -88,6 +95,7 @@ def bench(
         soak_in_flight=soak_in_flight,
         webhooks_rate=webhooks_rate,
         webhooks_seconds=webhooks_seconds,
+        settle=settle,
         timeout=timeout,
         block_time=block_time,
     )

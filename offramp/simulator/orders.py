@@ -132,6 +132,8 @@ class SimOrder(BaseModel):
     failure: Failure | None = None
     deposits: list[Deposit] = Field(default_factory=list)
     settle_at: datetime | None = None
+    # When it moved to SETTLED (the tick's time): where "settled → workflow done" starts.
+    settled_at: datetime | None = None
     ready_announced: bool = False
     version: int = 0
 
@@ -227,6 +229,7 @@ class SimOrder(BaseModel):
                     changed = self._moved(Phase.SETTLING)
         if self.phase is Phase.SETTLING and self.settle_at is not None and now >= self.settle_at:
             changed = self._moved(Phase.SETTLED)
+            self.settled_at = now
         return changed
 
     # ---- what the public route serves --------------------------------------------------------

@@ -58,7 +58,10 @@ def test_exact_deposit_confirms_then_settles_after_the_delay() -> None:
     assert not o.advance(T0, head_block=10)  # 1 of 2 confirmations
     assert o.advance(T0, head_block=11) and phase(o) is Phase.SETTLING
     assert not o.advance(T0 + timedelta(seconds=9), head_block=12)
-    assert o.advance(T0 + timedelta(seconds=10), head_block=12) and o.phase is Phase.SETTLED
+    assert o.settled_at is None
+    settled = T0 + timedelta(seconds=10.2)  # the tick's time, a little after settle_at
+    assert o.advance(settled, head_block=12) and o.phase is Phase.SETTLED
+    assert o.settled_at == settled  # where the bench's "settled → workflow done" starts
 
 
 def test_the_same_deposit_seen_twice_counts_once() -> None:
