@@ -73,23 +73,6 @@ ERR_RELEASED = names.ERR_RELEASED
 
 _LOG_LIMIT = 100
 _KEEP_FINAL = timedelta(days=2)
-# Final reservations kept for re-runs of their payments (~700 B each: ~0.7 MB at the cap).
-RECENT_LIMIT = 1_000
-# Continue-as-new well below the server's limits (50K events / 50 MB; 2 MB per payload).
-HISTORY_EVENTS_BUDGET = 4_000
-HISTORY_BYTES_BUDGET = 4 * 1024 * 1024
-# The continue-as-new input stays below this (a quarter of the default 2 MB payload limit):
-# the oldest final reservations leave the index first.
-STATE_BYTES_BUDGET = 512 * 1024
-# The index has a budget of its own, so a long queue never empties it (~700 B per entry).
-RECENT_BYTES_BUDGET = 320 * 1024
-# Queued requests (~300 B each) beyond this are told to ask again later: the queue stays
-# within ~150 KB of the continue-as-new input whatever the load.
-QUEUE_LIMIT = 500
-RETRY_LATER_SECONDS = 30.0
-# While payments wait for funds the balances are re-read at funds_recheck_seconds, doubling
-# up to this while nobody tops up.
-FUNDS_RECHECK_MAX_SECONDS = 15 * 60.0
 _NATIVE = "native"
 _PATCH_V2 = "hot-wallet-v2"  # bounded state + budgeted continue-as-new + funds admission
 # Answers not yet sent ride in the continue-as-new input instead of being drained first: under a
@@ -169,7 +152,9 @@ class HotWalletWorkflow:
         self._trim_recent()
 
     def _trim_recent(self, limit: int | None = None) -> None:
-        excess = len(self.state.recent) - (RECENT_LIMIT if limit is None else limit)
+        excess = len(self.state.recent) - (
+            self.params.limits.recent_limit if limit is None else limit
+        )
         if excess <= 0:
             return
         for payment_id in list(self.state.recent)[:excess]:  # oldest first (insertion order)
@@ -319,12 +304,13 @@ class HotWalletWorkflow:
             )
             self._attention(f"re-run of {req.payment_id} not given a nonce: it may have paid")
             return
-        if len(self.state.queue) >= QUEUE_LIMIT:
+        limits = self.params.limits
+        if len(self.state.queue) >= limits.queue_limit:
             self._answer(
                 req,
                 NonceAnswerKind.RETRY_LATER,
-                reason=f"{QUEUE_LIMIT} payments queued for this hot wallet",
-                retry_after_seconds=RETRY_LATER_SECONDS,
+                reason=f"{limits.queue_limit} payments queued for this hot wallet",
+                retry_after_seconds=limits.retry_later_seconds,
             )
             return
         self.state.queue.append(req)
@@ -827,15 +813,23 @@ class HotWalletWorkflow:
         self.state.spent = {d: v for d, v in self.state.spent.items() if d in keep_days}
         self._trim_recent()
         if not self._v2:
-            while self.state.recent and len(self.state.model_dump_json()) > STATE_BYTES_BUDGET:
+            while (
+                self.state.recent
+                and len(self.state.model_dump_json()) > self.params.limits.state_bytes_budget
+            ):
                 self._trim_recent(limit=len(self.state.recent) * 9 // 10)
             return
         # The index has its own budget (a long queue never empties it); then the whole input is
         # measured once, and only a state still over budget trims the index further.
+        limits = self.params.limits
         sizes = [len(r.model_dump_json()) + len(k) + 4 for k, r in self.state.recent.items()]
         total, keep = sum(sizes), len(sizes)
-        over = len(self.state.model_dump_json()) - STATE_BYTES_BUDGET
-        budget = min(RECENT_BYTES_BUDGET, total - over) if over > 0 else RECENT_BYTES_BUDGET
+        over = len(self.state.model_dump_json()) - limits.state_bytes_budget
+        budget = (
+            min(limits.recent_bytes_budget, total - over)
+            if over > 0
+            else limits.recent_bytes_budget
+        )
         for size in sizes:
             if total <= budget or keep == 0:
                 break
@@ -854,8 +848,8 @@ class HotWalletWorkflow:
             return True
         # v2: a fixed budget well below the limits, whatever the server's suggestion is.
         return self._v2 and (
-            info.get_current_history_length() >= HISTORY_EVENTS_BUDGET
-            or info.get_current_history_size() >= HISTORY_BYTES_BUDGET
+            info.get_current_history_length() >= self.params.limits.history_events_budget
+            or info.get_current_history_size() >= self.params.limits.history_bytes_budget
         )
 
     def _work_due(self, timeout: timedelta | None) -> bool:
@@ -940,7 +934,10 @@ class HotWalletWorkflow:
                 # Nobody topped up: look less often (30 s doubling to 15 min), else reset.
                 base = self.state.policy.funds_recheck_seconds
                 self.state.funds_recheck_seconds = (
-                    min(self._funds_recheck_interval() * 2, max(base, FUNDS_RECHECK_MAX_SECONDS))
+                    min(
+                        self._funds_recheck_interval() * 2,
+                        max(base, self.params.limits.funds_recheck_max_seconds),
+                    )
                     if self._waiting_for_funds()
                     else None
                 )

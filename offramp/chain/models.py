@@ -10,8 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from offramp.rejections import RejectReason
 
@@ -432,11 +433,45 @@ class BalancesInput(_Model):
     tokens: list[str] = Field(default_factory=list)
 
 
+class HotWalletLimits(_Model):
+    """The entity's budgets and limits. Workflow logic, so they travel in its input (a module
+    constant changed under a running entity would not replay): an input from before this model
+    has none and gets these defaults, the values it ran with."""
+
+    # Final reservations kept for re-runs of their payments (~700 B each: ~0.7 MB at the cap).
+    recent_limit: int = Field(default=1_000, ge=1)
+    # Continue-as-new well below the server's limits (50K events / 50 MB; 2 MB per payload).
+    history_events_budget: int = Field(default=4_000, ge=1)
+    history_bytes_budget: int = Field(default=4 * 1024 * 1024, ge=1)
+    # The continue-as-new input stays below this (a quarter of the default 2 MB payload limit):
+    # the oldest final reservations leave the index first.
+    state_bytes_budget: int = Field(default=512 * 1024, ge=1)
+    # The index has a budget of its own, so a long queue never empties it (~700 B per entry).
+    recent_bytes_budget: int = Field(default=320 * 1024, ge=1)
+    # Queued requests (~300 B each) beyond this are told to ask again later: the queue stays
+    # within ~150 KB of the continue-as-new input whatever the load.
+    queue_limit: int = Field(default=500, ge=1)
+    retry_later_seconds: float = Field(default=30.0, gt=0)
+    # While payments wait for funds the balances are re-read at funds_recheck_seconds, doubling
+    # up to this while nobody tops up.
+    funds_recheck_max_seconds: float = Field(default=15 * 60.0, gt=0)
+
+
 class HotWalletParams(_Model):
     chain: str
     chain_id: int
     address: str
     tuning: SendTuning
+    limits: HotWalletLimits = Field(default_factory=HotWalletLimits)
+
+    @model_serializer(mode="wrap")
+    def _serialize(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # Written only when not the defaults: the payloads stay as before this field, and an old
+        # worker (`extra="forbid"`) decodes them during a rolling deploy.
+        data = handler(self)
+        if isinstance(data, dict) and self.limits == HotWalletLimits():
+            data.pop("limits", None)
+        return data
 
 
 class HotWalletState(_Model):

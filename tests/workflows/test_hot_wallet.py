@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -32,6 +32,7 @@ from offramp.chain.models import (
     FillOutcome,
     FillRequest,
     HotWalletInput,
+    HotWalletLimits,
     HotWalletParams,
     HotWalletState,
     NonceSettledSignal,
@@ -102,7 +103,8 @@ class FakeFill:
         return FillOutcome(nonce=request.nonce, status=ReservationStatus.FILLED)
 
 
-def params(**tuning: float) -> HotWalletParams:
+def params(*, limits: Mapping[str, float] | None = None, **tuning: float) -> HotWalletParams:
+    """Test params; `limits`: HotWalletLimits fields over the defaults (small budgets)."""
     values: dict[str, float] = {
         "confirmations": 1,
         "max_fee_per_gas_cap_wei": 10**12,
@@ -114,7 +116,11 @@ def params(**tuning: float) -> HotWalletParams:
         **tuning,
     }
     return HotWalletParams(
-        chain="fake", chain_id=1, address=ADDRESS, tuning=SendTuning.model_validate(values)
+        chain="fake",
+        chain_id=1,
+        address=ADDRESS,
+        tuning=SendTuning.model_validate(values),
+        limits=HotWalletLimits.model_validate(limits or {}),
     )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any, cast
@@ -41,7 +41,6 @@ from offramp.chain.models import (
 )
 from tests.dev_server import dev_server
 from tests.workflows.test_hot_wallet import params
-from workflows import hot_wallet
 from workflows.hot_wallet import HotWalletWorkflow
 
 BLOB_LIMIT = 24 * 1024
@@ -129,9 +128,15 @@ def stand_in_worker(client: Client, task_queue: str, payments: type, **options: 
     )
 
 
-def ask(wallet_id: str, payment_id: str, in_flight_limit: int = 8) -> NonceRequestInput:
+def ask(
+    wallet_id: str,
+    payment_id: str,
+    in_flight_limit: int = 8,
+    limits: Mapping[str, float] | None = None,
+) -> NonceRequestInput:
+    """A stand-in's request; the first one starts the entity with these params."""
     return NonceRequestInput(
-        params=params(in_flight_limit=in_flight_limit),
+        params=params(in_flight_limit=in_flight_limit, limits=limits),
         wallet_workflow_id=wallet_id,
         request=NonceRequest(
             payment_id=payment_id,
@@ -146,11 +151,18 @@ def ask(wallet_id: str, payment_id: str, in_flight_limit: int = 8) -> NonceReque
 
 
 async def run_payments(
-    client: Client, task_queue: str, wallet_id: str, ids: list[str]
+    client: Client,
+    task_queue: str,
+    wallet_id: str,
+    ids: list[str],
+    limits: Mapping[str, float] | None = None,
 ) -> list[int]:
     handles = [
         await client.start_workflow(
-            StandInPayment.run, ask(wallet_id, pid), id=f"standin-{pid}", task_queue=task_queue
+            StandInPayment.run,
+            ask(wallet_id, pid, limits=limits),
+            id=f"standin-{pid}",
+            task_queue=task_queue,
         )
         for pid in ids
     ]
@@ -159,11 +171,10 @@ async def run_payments(
 
 
 async def test_many_continue_as_new_cycles_under_a_low_payload_limit(
-    small_env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
+    small_env: WorkflowEnvironment,
 ) -> None:
-    # Scaled to the lowered limit like the defaults are to 2 MB (unsandboxed worker below).
-    monkeypatch.setattr(hot_wallet, "STATE_BYTES_BUDGET", BLOB_LIMIT // 3)
-    monkeypatch.setattr(hot_wallet, "RECENT_LIMIT", 60)
+    # Scaled to the lowered limit like the defaults are to 2 MB.
+    limits = {"state_bytes_budget": BLOB_LIMIT // 3, "recent_limit": 60}
     client = small_env.client
     task_queue = f"can-{uuid.uuid4()}"
     wallet_id = f"hot-wallet-can-{uuid.uuid4()}"
@@ -171,16 +182,17 @@ async def test_many_continue_as_new_cycles_under_a_low_payload_limit(
         ids = [f"p{i}" for i in range(PAYMENTS)]
         nonces: list[int] = []
         for batch in range(0, PAYMENTS, 40):  # waves of concurrent requests
-            nonces += await run_payments(client, task_queue, wallet_id, ids[batch : batch + 40])
+            wave = ids[batch : batch + 40]
+            nonces += await run_payments(client, task_queue, wallet_id, wave, limits)
         # One payment alone after the waves: with no queue the index keeps it. (While a long
         # queue fills the state budget, a continue-as-new may empty the index, so which wave
         # member is still indexed then depends on timing; a re-run of an evicted payment is
         # refused by the first-run check instead, see test_hot_wallet_fixes.py.)
-        last = await run_payments(client, task_queue, wallet_id, ["p-last"])
+        last = await run_payments(client, task_queue, wallet_id, ["p-last"], limits)
         wallet = client.get_workflow_handle(wallet_id)
         state = await wallet.query("state", result_type=HotWalletState)
         # A recent payment asking again (a re-run) gets its nonce back, never a new one.
-        again = await run_payments(client, task_queue, wallet_id, ["p-last"])
+        again = await run_payments(client, task_queue, wallet_id, ["p-last"], limits)
         after = await wallet.query("state", result_type=HotWalletState)
         history = await wallet.fetch_history()
         with contextlib.suppress(Exception):
@@ -246,16 +258,18 @@ HOLD_NONCE = timedelta(seconds=0.3)
 
 
 async def test_a_steady_stream_of_requests_does_not_keep_the_entity_from_continuing_as_new(
-    dev_client: Client, monkeypatch: pytest.MonkeyPatch
+    dev_client: Client,
 ) -> None:
     """Found by 2,000 orders through one wallet: 1,500 payments beyond the queue limit re-asked
     every 30 s, so answers were always owed, and the drain before continue-as-new ("answer
     everything, including what arrives while answering") never ended: 23,563 events, no
     continue-as-new, towards the server's 51,200 limit. Unsent answers now ride in the input.
     (This small stream lets the old drain end too; it pins the bound, the benchmark found it.)"""
-    monkeypatch.setattr(hot_wallet, "HISTORY_EVENTS_BUDGET", STREAM_EVENTS_BUDGET)
-    monkeypatch.setattr(hot_wallet, "QUEUE_LIMIT", 2)
-    monkeypatch.setattr(hot_wallet, "RETRY_LATER_SECONDS", 0.5)
+    limits = {
+        "history_events_budget": STREAM_EVENTS_BUDGET,
+        "queue_limit": 2,
+        "retry_later_seconds": 0.5,
+    }
     task_queue = f"stream-{uuid.uuid4()}"
     wallet_id = f"hot-wallet-stream-{uuid.uuid4()}"
     async with stand_in_worker(dev_client, task_queue, ReAskingPayment):
@@ -263,7 +277,7 @@ async def test_a_steady_stream_of_requests_does_not_keep_the_entity_from_continu
         handles = [
             await dev_client.start_workflow(
                 ReAskingPayment.run,
-                ask(wallet_id, pid, in_flight_limit=1),
+                ask(wallet_id, pid, in_flight_limit=1, limits=limits),
                 id=f"standin-{pid}",
                 task_queue=task_queue,
             )

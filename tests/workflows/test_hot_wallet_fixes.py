@@ -52,7 +52,6 @@ from offramp.chain.redact import scrub
 from tests.chain.support import wait_for
 from tests.dev_server import dev_server
 from tests.workflows.test_hot_wallet import params
-from workflows import hot_wallet
 from workflows.hot_wallet import HotWalletWorkflow
 
 TOKEN = "0x" + "11" * 20
@@ -214,7 +213,13 @@ class _NoChains:
 
 
 @pytest.fixture
-async def entity(env: WorkflowEnvironment) -> AsyncIterator[Entity]:
+def limits() -> dict[str, float]:
+    """The entity's HotWalletLimits over the defaults (a test parametrizes `limits`)."""
+    return {}
+
+
+@pytest.fixture
+async def entity(env: WorkflowEnvironment, limits: dict[str, float]) -> AsyncIterator[Entity]:
     chain = Chain()
     task_queue = f"fixes-{uuid.uuid4()}"
     async with Worker(
@@ -222,7 +227,7 @@ async def entity(env: WorkflowEnvironment) -> AsyncIterator[Entity]:
         task_queue=task_queue,
         workflows=[HotWalletWorkflow, AnswerSink, RerunAsker],
         activities=[*chain.activities(), HotWalletActivities(cast(Any, _NoChains())).request_nonce],
-        workflow_runner=UnsandboxedWorkflowRunner(),  # sees the monkeypatched limits
+        workflow_runner=UnsandboxedWorkflowRunner(),  # the stand-ins are defined in this module
         graceful_shutdown_timeout=timedelta(seconds=1),
     ):
         sink = await env.client.start_workflow(
@@ -231,7 +236,7 @@ async def entity(env: WorkflowEnvironment) -> AsyncIterator[Entity]:
         wallet_id = f"hot-wallet-fixes-{uuid.uuid4()}"
         await env.client.start_workflow(
             HotWalletWorkflow.run,
-            HotWalletInput(params=params(in_flight_limit=1000)),
+            HotWalletInput(params=params(in_flight_limit=1000, limits=limits)),
             id=wallet_id,
             task_queue=task_queue,
         )
@@ -254,10 +259,10 @@ async def grant(entity: Entity, payment_id: str) -> int:
     return answer.nonce
 
 
+@pytest.mark.parametrize("limits", [{"recent_limit": 2}])
 async def test_a_rerun_whose_reservation_may_have_left_the_index_gets_no_new_nonce(
-    entity: Entity, monkeypatch: pytest.MonkeyPatch
+    entity: Entity,
 ) -> None:
-    monkeypatch.setattr(hot_wallet, "RECENT_LIMIT", 2)
     before_all = datetime.now(UTC) - timedelta(seconds=5)
     for pid in ("p1", "p2", "p3", "p4"):
         await entity.settle(pid, await grant(entity, pid))
@@ -286,12 +291,10 @@ async def test_a_rerun_whose_reservation_may_have_left_the_index_gets_no_new_non
     assert (await entity.state()).next_nonce == state.next_nonce + 1
 
 
-async def test_a_retried_payment_run_carries_its_first_run_start(
-    entity: Entity, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.mark.parametrize("limits", [{"recent_limit": 1}])
+async def test_a_retried_payment_run_carries_its_first_run_start(entity: Entity) -> None:
     """End to end through the activity: a retry whose first run started before the index lost
     reservations gets NEEDS_PERSON; one whose first run started after it is granted."""
-    monkeypatch.setattr(hot_wallet, "RECENT_LIMIT", 1)
 
     def ask(payment_id: str, workflow_id: str) -> NonceRequestInput:
         request = entity.request(payment_id, payment_workflow_id=workflow_id, rerun=True)
@@ -408,8 +411,8 @@ async def test_every_re_ask_is_answered_across_continue_as_new(entity: Entity) -
     assert await entity.failed_tasks() == 0
 
 
-async def test_the_queue_is_capped(entity: Entity, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hot_wallet, "QUEUE_LIMIT", 3)
+@pytest.mark.parametrize("limits", [{"queue_limit": 3}])
+async def test_the_queue_is_capped(entity: Entity) -> None:
     await entity.handle.execute_update(HotWalletWorkflow.pause, "test")
     for i in range(5):
         await entity.ask(f"w{i}")
