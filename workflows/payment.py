@@ -92,6 +92,9 @@ _RESERVE_RETRY = RetryPolicy(
 _EVENT_LIMIT = 200
 # The nonce by signal (request_nonce -> nonce_answer) instead of update-with-start `reserve`.
 _PATCH_NONCE_BY_SIGNAL = "nonce-by-signal"
+# Told the wallet's queue is full, wait to be called back (NonceAnswer.call_back) instead of
+# backing off alone (30 s doubling to an hour: the queue could stand empty meanwhile).
+_PATCH_CALL_BACK = "payment-call-back"
 # Ask the entity again only after this long without an answer (an operator reset it, ...).
 _REASK_AFTER = timedelta(hours=1)
 _QUICK_REBROADCASTS = 3
@@ -637,6 +640,7 @@ class PaymentWorkflow:
         """Ask the entity (signal-with-start from an activity) and wait for its answer signal:
         the entity queues us until there is room and the funds cover us. One activity, one
         signal each way; re-asked (idempotent) only after a long silence."""
+        wakeable = workflow.patched(_PATCH_CALL_BACK)
         info = workflow.info()
         ask = NonceRequestInput(
             params=self._wallet_params(accepted),
@@ -653,10 +657,12 @@ class PaymentWorkflow:
                 rerun=info.attempt > 1
                 or info.continued_run_id is not None
                 or info.first_execution_run_id != info.run_id,
+                wakeable=wakeable,
             ),
         )
         asked = False
         retry_after: timedelta | None = None
+        silence = _REASK_AFTER  # how long an answer may take before asking again
         while True:
             if not asked:
                 await workflow.execute_activity(
@@ -668,21 +674,30 @@ class PaymentWorkflow:
                 )
                 asked = True
             try:
-                await workflow.wait_condition(
-                    lambda: self._answer is not None, timeout=_REASK_AFTER
-                )
+                await workflow.wait_condition(lambda: self._answer is not None, timeout=silence)
             except TimeoutError:
                 asked = False
+                silence = _REASK_AFTER
                 continue
             answer, self._answer = self._answer, None
             assert answer is not None
-            if answer.kind is NonceAnswerKind.RETRY_LATER:
+            silence = _REASK_AFTER
+            later = answer.kind is NonceAnswerKind.RETRY_LATER
+            if wakeable and later and answer.call_back:
+                # Waitlisted: its call-back asks again (or this, if none comes in time).
+                silence = timedelta(seconds=answer.retry_after_seconds or 600)
+                self._queue_full(answer)
+                continue
+            if wakeable and later and answer.retry_after_seconds == 0:
+                asked = False  # called back: the queue has room now
+                self._event("called back by the hot wallet: asking again")
+                continue
+            if later:
                 # The wallet's queue is full: ask again later, backing off (one timer and one
                 # activity per re-ask; at most one per _REASK_AFTER once backed off).
                 first = timedelta(seconds=answer.retry_after_seconds or 30)
                 retry_after = min(retry_after * 2, _REASK_AFTER) if retry_after else first
-                if len(self.state.events) == 0 or "queue is full" not in self.state.events[-1]:
-                    self._event(f"the hot wallet's queue is full: {answer.reason}")
+                self._queue_full(answer)
                 await workflow.sleep(retry_after)
                 asked = False
                 continue
@@ -717,6 +732,10 @@ class PaymentWorkflow:
     def _event(self, line: str) -> None:
         self.state.events.append(line)
         del self.state.events[:-_EVENT_LIMIT]
+
+    def _queue_full(self, answer: NonceAnswer) -> None:
+        if len(self.state.events) == 0 or "queue is full" not in self.state.events[-1]:
+            self._event(f"the hot wallet's queue is full: {answer.reason}")
 
     async def _answered(self, answer: NonceAnswer) -> NonceReserveOutcome:
         if self.state.needs_attention:  # it waited for funds (nothing else flags before this)

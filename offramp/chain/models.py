@@ -37,6 +37,16 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _drop_unset(data: Any, model: BaseModel, names: tuple[str, ...]) -> Any:
+    """Leave out fields still at their empty default: payloads keep the shape they had before
+    the field existed, which an old worker (`extra="forbid"`) decodes during a rolling deploy."""
+    if isinstance(data, dict):
+        for name in names:
+            if not getattr(model, name):
+                data.pop(name, None)
+    return data
+
+
 # --- The public contract: what an order workflow sends and gets back -------------------------
 
 
@@ -452,6 +462,11 @@ class HotWalletLimits(_Model):
     # within ~150 KB of the continue-as-new input whatever the load.
     queue_limit: int = Field(default=500, ge=1)
     retry_later_seconds: float = Field(default=30.0, gt=0)
+    # Payments beyond the queue wait on a waitlist (~100 B each) and are called back when the
+    # queue is half empty; beyond the waitlist they ask again after retry_later_seconds.
+    waitlist_limit: int = Field(default=1_500, ge=0)
+    # A waitlisted payment asks again by itself after this (a call-back lost to a crash).
+    call_back_timeout_seconds: float = Field(default=600.0, gt=0)
     # While payments wait for funds the balances are re-read at funds_recheck_seconds, doubling
     # up to this while nobody tops up.
     funds_recheck_max_seconds: float = Field(default=15 * 60.0, gt=0)
@@ -517,6 +532,15 @@ class HotWalletState(_Model):
         default_factory=list,
         description="answers not yet sent when the previous run continued as new: sent first",
     )
+    waitlist: dict[str, str] = Field(
+        default_factory=dict,
+        description="payment id -> workflow id of payments told the queue is full, to call back "
+        "when it has room, oldest first",
+    )
+
+    @model_serializer(mode="wrap")
+    def _serialize(self, handler: SerializerFunctionWrapHandler) -> Any:
+        return _drop_unset(handler(self), self, ("waitlist",))
 
     def in_flight(self) -> int:
         return sum(
@@ -552,6 +576,14 @@ class NonceRequest(_Model):
     policy: WalletPolicy | None = Field(
         default=None, description="set by the request_nonce activity; not kept in the queue"
     )
+    wakeable: bool = Field(
+        default=False,
+        description="the payment waits to be called back when the queue is full (call_back)",
+    )
+
+    @model_serializer(mode="wrap")
+    def _serialize(self, handler: SerializerFunctionWrapHandler) -> Any:
+        return _drop_unset(handler(self), self, ("wakeable",))
 
 
 class NonceAnswerKind(StrEnum):
@@ -579,6 +611,14 @@ class NonceAnswer(_Model):
         default=None, description="the answering entity: a payment ignores other wallets' answers"
     )
     retry_after_seconds: float | None = None
+    # RETRY_LATER to a wakeable payment: it is on the wallet's waitlist and is called back (a
+    # RETRY_LATER with retry_after_seconds 0: "ask again now") when the queue has room;
+    # retry_after_seconds is then only the longest it waits before asking again by itself.
+    call_back: bool = False
+
+    @model_serializer(mode="wrap")
+    def _serialize(self, handler: SerializerFunctionWrapHandler) -> Any:
+        return _drop_unset(handler(self), self, ("call_back",))
 
 
 class PendingAnswer(_Model):

@@ -38,6 +38,8 @@ def test_the_required_scenarios_are_recorded() -> None:
         "hot_wallet_continued",
         "hot_wallet_carry_answers",  # record_stream.py: the hot-wallet-carry-answers patch
         "hot_wallet_carried",
+        "hot_wallet_call_back",  # record_call_back.py: payments waitlisted and called back
+        "payment_called_back",
     } <= SCENARIOS
 
 
@@ -71,3 +73,29 @@ def test_the_bounded_history_took_the_patched_branch() -> None:
         if e.HasField("marker_recorded_event_attributes")
     ]
     assert any(PATCH_BOUNDED_SEND_ROUNDS.encode() in m.SerializeToString() for m in markers)
+
+
+@pytest.mark.parametrize(
+    ("name", "patch"),
+    [
+        ("hot_wallet_call_back", "hot-wallet-call-back"),
+        ("payment_called_back", "payment-call-back"),
+    ],
+)
+def test_the_call_back_histories_took_their_patch(name: str, patch: str) -> None:
+    history = load(Path(__file__).parent / f"{name}.json")
+    markers = [
+        e.marker_recorded_event_attributes.SerializeToString()
+        for e in history.events
+        if e.HasField("marker_recorded_event_attributes")
+    ]
+    assert any(patch.encode() in m for m in markers)
+    # The called-back payment asked the wallet more than once (waitlisted, then called back).
+    if name == "payment_called_back":
+        asks = [
+            e
+            for e in history.events
+            if e.HasField("activity_task_scheduled_event_attributes")
+            and e.activity_task_scheduled_event_attributes.activity_type.name == "request_nonce"
+        ]
+        assert len(asks) >= 2, len(asks)
