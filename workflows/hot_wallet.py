@@ -355,14 +355,13 @@ class HotWalletWorkflow:
         room = limits.queue_limit - len(self.state.queue) - len(self._called_back)
         for payment_id in list(waitlist)[: max(room, 0)]:
             self._called_back.add(payment_id)
-            answer = NonceAnswer(
-                payment_id=payment_id,
-                kind=NonceAnswerKind.RETRY_LATER,
-                wallet_workflow_id=workflow.info().workflow_id,
+            self._tell(
+                payment_id,
+                waitlist.pop(payment_id),
+                NonceAnswerKind.RETRY_LATER,
                 reason="the hot wallet's queue has room: ask again",
                 retry_after_seconds=0,
             )
-            self._outbox.append((waitlist.pop(payment_id), answer))
 
     def _never_evicted(self, req: NonceRequest) -> bool:
         """Whether no reservation of this (re-run) payment can have left the index: every one
@@ -374,15 +373,21 @@ class HotWalletWorkflow:
         return req.first_started_at is not None and req.first_started_at > until
 
     def _answer(self, req: NonceRequest, kind: NonceAnswerKind, **fields: object) -> None:
+        self._tell(req.payment_id, req.payment_workflow_id, kind, **fields)
+
+    def _tell(
+        self, payment_id: str, workflow_id: str, kind: NonceAnswerKind, **fields: object
+    ) -> None:
+        """Queue an answer for the payment `workflow_id` (sent by `_send_answers`)."""
         answer = NonceAnswer.model_validate(
             {
-                "payment_id": req.payment_id,
+                "payment_id": payment_id,
                 "kind": kind,
                 "wallet_workflow_id": workflow.info().workflow_id,
                 **fields,
             }
         )
-        self._outbox.append((req.payment_workflow_id, answer))
+        self._outbox.append((workflow_id, answer))
 
     def _holds(self, r: Reservation | NonceRequest) -> dict[str, int]:
         """What a reservation (or a request) needs of the wallet's funds, by funds key."""
