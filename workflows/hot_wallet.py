@@ -355,6 +355,9 @@ class HotWalletWorkflow:
         room = limits.queue_limit - len(self.state.queue) - len(self._called_back)
         for payment_id in list(waitlist)[: max(room, 0)]:
             self._called_back.add(payment_id)
+            # Its "waitlisted" answer may still be unsent: answers go out concurrently, so the
+            # call-back could arrive first and be overwritten. The call-back replaces it.
+            self._outbox = [(w, a) for w, a in self._outbox if a.payment_id != payment_id]
             self._tell(
                 payment_id,
                 waitlist.pop(payment_id),
