@@ -1,7 +1,9 @@
 """The receiver's HTTP surface (aiohttp):
 
     POST /webhooks/<provider>   one route per provider with a secret configured
-        200 {"status": "accepted" | "duplicate"}   (a wake is recorded; Temporal is not awaited)
+        200 {"status": "accepted" | "duplicate" | "noted"}   (accepted: a wake is recorded,
+            Temporal is not awaited; noted: the event shows a state the order only waits through,
+            e.g. our deposit confirming, so it wakes nothing)
         400 malformed body · 401 bad/missing signature or timestamp · 413 body too large
         503 too many wakes pending (Retry-After; the event is not recorded, redeliver it)
     GET  /health                 200 {"ok": true, "routes", "pending", "wakes", "requests"}
@@ -111,6 +113,10 @@ class Receiver:
             log.debug("%s event %s: duplicate, ignored", route.name, event.event_id)
             return _reply(200, status="duplicate")
         workflow_id = route.workflow_id(event.order_id)
+        if not event.wake:
+            self.requests[f"{route.name} noted"] += 1
+            log.debug("%s event %s: nothing to act on, no wake", route.name, event.event_id)
+            return _reply(200, status="noted")
         if self.waker.offer(workflow_id) is Offer.FULL:
             self.seen.discard(key)  # not acted on: its redelivery must count
             self.requests[f"{route.name} busy"] += 1

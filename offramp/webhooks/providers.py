@@ -7,7 +7,6 @@ An event only says "this order changed, look now": nothing in it is trusted beyo
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -16,10 +15,15 @@ from typing import Any, Final, Protocol
 from pydantic import SecretStr
 
 from offramp.orders.models import ORDER_ID_PATTERN, workflow_id_for
+from offramp.providers.kado.adapter import snapshot as kado_snapshot
+from offramp.providers.kado.models import OrderParseError, loads_exact, order_from_data
+from offramp.providers.snapshot import Phase
 from offramp.webhooks.signatures import SchemeHeaders, verify_kado, verify_kidapay
 
 _ORDER_ID_RE: Final = re.compile(ORDER_ID_PATTERN)
 MAX_EVENT_ID_CHARS: Final = 200
+# Phases the order workflow has nothing to do in (it waits for the next one): no wake for them.
+_WAITED_THROUGH: Final = frozenset({Phase.NOT_READY, Phase.PROCESSING})
 # [ours] KidaPay's adapter has not landed: its workflows will be named by it. Until then the route
 # verifies and deduplicates, and wakes the workflow this names (none exists yet: logged, ignored).
 KIDAPAY_WORKFLOW_ID_PREFIX: Final = "kidapay-sell-"
@@ -38,6 +42,10 @@ class WebhookEvent:
     event_id: str  # the provider's id of this event (what dedup keys on)
     order_id: str
     event_type: str | None = None
+    # False when the event itself shows the order in a state the engine only waits through (a
+    # deposit on its way, not yet ready): no wake, so no billed signal and poll for it. An event
+    # that does not say (or cannot be read that far) wakes: it is only a hint either way.
+    wake: bool = True
 
 
 class Verifier(Protocol):
@@ -64,8 +72,8 @@ class ProviderRoute:
 
 def _object(body: bytes) -> dict[str, Any]:
     try:
-        payload = json.loads(body)
-    except ValueError:  # also UnicodeDecodeError
+        payload = loads_exact(body)  # amounts as Decimal, never float
+    except (ValueError, RecursionError):  # also UnicodeDecodeError
         raise MalformedEvent("body is not JSON") from None
     if not isinstance(payload, dict):
         raise MalformedEvent("body is not a JSON object")
@@ -95,7 +103,21 @@ def parse_kado(body: bytes, signature: str) -> WebhookEvent:
         event_id=_event_id(payload.get("id"), "id"),
         order_id=_order_id(data.get("id"), "data.id"),
         event_type=event_type if isinstance(event_type, str) else None,
+        wake=_kado_worth_waking(data),
     )
+
+
+def _kado_worth_waking(data: dict[str, Any]) -> bool:
+    """Wake for what the order workflow acts on: ready for our deposit, or an ending (settled,
+    failed, expired, unknown). A stated status that is neither (e.g. `pending` while our deposit
+    confirms) is what the workflow waits through; its safety poll still runs."""
+    try:
+        view = kado_snapshot(order_from_data(data))
+    except OrderParseError:
+        return True
+    if view.status is None:
+        return True
+    return view.phase not in _WAITED_THROUGH
 
 
 def parse_kidapay(body: bytes, signature: str) -> WebhookEvent:

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
 
 import pytest
 
 from offramp.orders.contract import schemas
 from offramp.orders.models import workflow_id_for
 from offramp.orders.names import POLL_NOW_SIGNAL
+from offramp.simulator.jsonx import dumps_exact
+from offramp.simulator.orders import Phase as SimPhase
+from offramp.simulator.orders import SimOrder
 from offramp.webhooks.providers import KADO, KIDAPAY, MalformedEvent, parse_kado, parse_kidapay
 
 
@@ -58,3 +64,58 @@ def test_kidapay_event_shapes() -> None:
     assert KIDAPAY.workflow_id(order_id).endswith(order_id)
     with pytest.raises(MalformedEvent, match="order_id"):
         parse_kidapay(body({"invoice": {}}), "abc")
+
+
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def served(phase: SimPhase, *, ready: bool = True) -> Any:
+    """The order as the Kado simulator serves (and webhooks) it in `phase`."""
+    order = SimOrder(
+        id="o1",
+        blockchain="ethereum",
+        asset="USDC",
+        amount=Decimal("12.5"),
+        decimals=6,
+        token_address="0x" + "11" * 20,
+        deposit_address="0x" + "22" * 20,
+        created_at=NOW,
+        expires_at=NOW + timedelta(hours=1),
+        ready_at=NOW if ready else NOW + timedelta(minutes=5),
+        phase=phase,
+    )
+    return order.served_data(NOW)
+
+
+@pytest.mark.parametrize(
+    ("phase", "ready", "wake"),
+    [
+        (SimPhase.AWAITING_DEPOSIT, False, False),  # no deposit address yet: nothing to do
+        (SimPhase.AWAITING_DEPOSIT, True, True),  # ready for our deposit
+        (SimPhase.DEPOSIT_SEEN, True, False),  # our deposit confirming: waited through
+        (SimPhase.SETTLING, True, False),
+        (SimPhase.SETTLED, True, True),
+        (SimPhase.FAILED, True, True),
+        (SimPhase.EXPIRED, True, True),
+        (SimPhase.STUCK_UNKNOWN, True, True),  # a person must look
+    ],
+)
+def test_a_kado_event_wakes_only_for_what_the_order_acts_on(
+    phase: SimPhase, ready: bool, wake: bool
+) -> None:
+    data = served(phase, ready=ready)
+    # The body as the simulator sends it: amounts as exact JSON numbers.
+    raw = dumps_exact({"id": "e", "type": "order.updated", "data": data}).encode()
+    event = parse_kado(raw, "sig")
+    assert (event.order_id, event.wake) == ("o1", wake)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"id": "o1"},  # says nothing of its status
+        {"id": "o1", "transferStatus": "pending", "payAmount": "not an object"},  # unreadable
+    ],
+)
+def test_a_kado_event_that_does_not_say_wakes(data: dict[str, object]) -> None:
+    assert parse_kado(body({"id": "e", "data": data}), "sig").wake
