@@ -11,10 +11,12 @@ from typing import Any
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from offramp import search_attributes as sa
 from offramp.chain.models import payment_workflow_id
 from offramp.orders.models import SellOrderState, Stage
 from offramp.simulator.admin import SimulatorAdmin
 from tests.e2e.billing import billed_actions, event_counts
+from tests.e2e.happy_bill import EXPECTED_ORDER_FIXED, EXPECTED_PAYMENT, FIXED_BILL, order_bill
 from tests.e2e.support import (
     SellChain,
     create_sim_order,
@@ -22,22 +24,6 @@ from tests.e2e.support import (
     engine_worker,
     start_order,
 )
-
-# A happy order's actions besides its provider polls (measured; a regression fails): one start,
-# the payment child (2), its two progress signals, and one upsert per workflow task that changed
-# a search attribute (combined-upserts: 6; one per change before, 9).
-EXPECTED_ORDER_FIXED: Counter[str] = Counter(start=1, upsert=6, child_start=2, signal=2)
-# The payment child: its start is billed in the order's child_start. Its activities (gas,
-# broadcast, receipt), the hot-wallet entity's signals and its progress signals.
-EXPECTED_PAYMENT: Counter[str] = Counter(
-    start=1, activity_attempt=5, timer=1, signal=1, signal_sent=4
-)
-
-
-def order_bill(order: Counter[str], payment: Counter[str]) -> int:
-    """Actions per order: the order and its payment child, each action once (the child's start
-    is in the order's child_start; the order's signals come from the child's signal_sent)."""
-    return sum(order.values()) + sum(payment.values()) - payment["start"] - order["signal"]
 
 
 async def events_of(handle: WorkflowHandle[Any, Any]) -> Counter[str]:
@@ -119,7 +105,14 @@ async def test_billed_actions_per_order(
     fixed = order_actions - Counter(activity_attempt=order_actions["activity_attempt"])
     assert fixed == EXPECTED_ORDER_FIXED
     assert payment_actions == EXPECTED_PAYMENT
-    assert order_bill(order_actions, payment_actions) == 9 + 11 + polls + 1
+    assert order_bill(order_actions, payment_actions) == FIXED_BILL - 2 + polls + 1
+    # Fewer upserts, nothing lost: the held changes went out with the next upsert.
+    result = await handle.result()
+    attributes = (await handle.describe()).typed_search_attributes
+    assert attributes.get(sa.STAGE) == Stage.SETTLED.value
+    assert attributes.get(sa.TRANSFER_STATUS) == "settled"
+    assert attributes.get(sa.TX_HASH) == result.confirmed_tx_hash
+    assert (attributes.get(sa.CHAIN), attributes.get(sa.ASSET)) == (result.chain, result.asset)
 
 
 async def test_long_wait_attempts_poll_inside_and_bill_once(
@@ -179,6 +172,6 @@ async def test_with_webhooks_an_order_is_billed_the_same_at_any_settlement_time(
     bill = order_bill(order_actions, payment_actions) + wakes
     print(f"\nwith webhooks: {bill} actions ({wakes} wakes), {dict(order_actions)}")
     assert wakes >= 2
-    # 22 fixed (check and fetch included) + 1 per wait; a wake: its signal, the new wait's
+    # The fixed part (check and fetch included) + 1 per wait; a wake: its signal, the new wait's
     # attempt and (inside the 2 s gap after a poll started) a deferred-poll timer.
-    assert bill <= 22 + 2 + 3 * wakes
+    assert bill <= FIXED_BILL + 2 + 3 * wakes

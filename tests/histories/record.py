@@ -251,6 +251,16 @@ async def combined_upserts_happy(ctx: Ctx) -> WorkflowHandle[Any, SellOrderResul
     return await token_happy(ctx)
 
 
+async def sparse_upserts_happy(ctx: Ctx) -> WorkflowHandle[Any, SellOrderResult]:
+    """A happy order under sparse-upserts: upserts at FUNDING, TRACKING and SETTLED only."""
+    return await token_happy(ctx)
+
+
+async def sparse_upserts_not_ready(ctx: Ctx) -> WorkflowHandle[Any, SellOrderResult]:
+    """Under sparse-upserts an order waiting for the provider shows AWAITING_ORDER at once."""
+    return await not_ready_then_happy(ctx)
+
+
 async def poll_now_storm(ctx: Ctx) -> WorkflowHandle[Any, SellOrderResult]:
     """poll_now storms while waiting with hour-long polls: wakes inside the 2 s gap are
     deferred to its end (deferred-poll-now timers); then wakes carry it to settled."""
@@ -302,6 +312,9 @@ SCENARIOS: dict[str, tuple[Scenario, Stage]] = {
     # Issue 9 (cost): combined upserts; poll_now inside the gap deferred, not dropped.
     "combined_upserts_happy": (combined_upserts_happy, Stage.SETTLED),
     "poll_now_storm": (poll_now_storm, Stage.SETTLED),
+    # Issue 9 (cost): search attributes only for what a list filter needs at once.
+    "sparse_upserts_happy": (sparse_upserts_happy, Stage.SETTLED),
+    "sparse_upserts_not_ready": (sparse_upserts_not_ready, Stage.SETTLED),
 }
 
 

@@ -75,6 +75,8 @@ PATCHED_PATHS = {
     "workflow_cancelled_while_waiting": "workflow-cancel-ends-cancelled",
     "malformed_after_payment": "retry-malformed-after-payment",
     "malformed_until_deadline": "retry-malformed-after-payment",
+    "sparse_upserts_happy": "sparse-upserts",
+    "sparse_upserts_not_ready": "sparse-upserts",
 }
 
 

@@ -11,10 +11,11 @@ import pytest
 
 from offramp.providers.kado.models import WaitForOrderChangeInput
 from offramp.providers.polling import poll_number_at, wait_bill
+from tests.e2e.happy_bill import FIXED_BILL
 
 DAY = 86_400.0
-# tests/e2e/test_cost.py: start 1, fetch 1, check 1, upserts 6, payment child 2 + its 11.
-FIXED_ACTIONS = 22
+# Measured in tests/e2e/test_cost.py: the order, its payment child, the fetch and the check.
+FIXED_ACTIONS = FIXED_BILL
 # A happy order's tracking waits twice (pending, then processing): the slow one is billed from
 # the schedule, the quick one 1 attempt.
 OTHER_WAITS = 1

@@ -25,3 +25,9 @@ PATCH_DEFERRED_POLL_NOW: Final = "deferred-poll-now"
 # The search-attribute upserts of one workflow task go out as one command (each is billed), at
 # the end of the task's step (and before the workflow ends); they were one command each before.
 PATCH_COMBINED_UPSERTS: Final = "combined-upserts"
+# Search attributes go out only when someone filters on the change: a stage an order can sit in
+# (waiting for the order or an approval, funding, tracking, an ending) or the attention flag.
+# The other changes (validated, confirming, provider status, tx hash, the plan's fields) ride
+# along with the next such upsert; the live details show them at once. (Combined-upserts sent
+# one command per workflow task that changed anything: 6 for a happy order, now 3.)
+PATCH_SPARSE_UPSERTS: Final = "sparse-upserts"

@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from offramp.providers import OrderSnapshot, ProviderAdapter
 
-from workflows.order.patches import PATCH_COMBINED_UPSERTS
+from workflows.order.patches import PATCH_COMBINED_UPSERTS, PATCH_SPARSE_UPSERTS
 from workflows.order.render import details_markdown
 
 # A poll_now within this long of starting a fresh poll is held until the gap ends: a storm of
@@ -37,6 +37,17 @@ POLL_NOW_MIN_GAP: Final = timedelta(seconds=2)
 
 # How many rounds of the workflow's ready queue a pending upsert waits for more of its step.
 _FLUSH_HOPS: Final = 3
+# Stages an order passes through in moments (sparse-upserts): sent with the next upsert.
+_PASSING_STAGES: Final = frozenset(
+    {Stage.RECEIVED.value, Stage.VALIDATED.value, Stage.CONFIRMING.value}
+)
+
+
+def _filtered_on(update: Any) -> bool:
+    """An update an operator's list filter must see at once (sparse-upserts)."""
+    if update.key.name == sa.NEEDS_ATTENTION.name:
+        return True
+    return update.key.name == sa.STAGE.name and update.value not in _PASSING_STAGES
 
 
 class Seen(NamedTuple):
@@ -66,6 +77,7 @@ class OrderState:
     _last_order: Seen | None  # the order as last checked before paying
     _attention_from_payment: bool  # the current flag was raised by the payment
     _pending_upserts: dict[str, Any]  # search-attribute updates not sent yet, by key name
+    _flush_scheduled: bool  # a `_flush_upserts` is queued
 
     def _observe(self, order: OrderSnapshot) -> None:
         status = order.shown_status
@@ -151,16 +163,23 @@ class OrderState:
         # Billed per command: collect this step's updates (the last value of a key wins) and
         # send them once the step yields. `run` flushes too: the end of the workflow is a
         # command added in the same step, and nothing may follow it.
-        if not self._pending_upserts:
-            asyncio.get_running_loop().call_soon(self._flush_upserts, _FLUSH_HOPS)
+        if workflow.patched(PATCH_SPARSE_UPSERTS):
+            # Held until an update that a filter needs; run's end flushes what is left.
+            send = any(_filtered_on(update) for update in updates)
+        else:
+            send = not self._pending_upserts
         for update in updates:
             self._pending_upserts[update.key.name] = update
+        if send and not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush_upserts, _FLUSH_HOPS)
 
     def _flush_upserts(self, hops: int = 0) -> None:
         if hops > 0 and self._pending_upserts:
             # Behind the work this step queued (a task it started sets the next stage).
             asyncio.get_running_loop().call_soon(self._flush_upserts, hops - 1)
             return
+        self._flush_scheduled = False
         if self._pending_upserts:
             updates = list(self._pending_upserts.values())
             self._pending_upserts.clear()

@@ -100,6 +100,7 @@ class SellOrderWorkflow(OrderHandlers, ProviderWaits, OrderPayment):
         self._last_order = None
         self._attention_from_payment = False
         self._pending_upserts = {}
+        self._flush_scheduled = False
 
     @workflow.run
     async def run(self, input: Any) -> SellOrderResult:
