@@ -22,6 +22,7 @@ from offramp.webhooks.signatures import SchemeHeaders, verify_kado, verify_kidap
 
 _ORDER_ID_RE: Final = re.compile(ORDER_ID_PATTERN)
 MAX_EVENT_ID_CHARS: Final = 200
+KADO_CREATED_EVENT: Final = "order.created"
 # Phases the order workflow has nothing to do in (it waits for the next one): no wake for them.
 _WAITED_THROUGH: Final = frozenset({Phase.NOT_READY, Phase.PROCESSING})
 # [ours] KidaPay's adapter has not landed: its workflows will be named by it. Until then the route
@@ -103,7 +104,9 @@ def parse_kado(body: bytes, signature: str) -> WebhookEvent:
         event_id=_event_id(payload.get("id"), "id"),
         order_id=_order_id(data.get("id"), "data.id"),
         event_type=event_type if isinstance(event_type, str) else None,
-        wake=_kado_worth_waking(data),
+        # A workflow for an order is started after the order exists: at its creation there is
+        # none to wake, or one that is fetching it already.
+        wake=event_type != KADO_CREATED_EVENT and _kado_worth_waking(data),
     )
 
 

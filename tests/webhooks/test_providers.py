@@ -110,6 +110,14 @@ def test_a_kado_event_wakes_only_for_what_the_order_acts_on(
     assert (event.order_id, event.wake) == ("o1", wake)
 
 
+def test_a_kado_order_created_event_wakes_nothing() -> None:
+    # The order's workflow starts after the order exists: nobody to wake, or it is fetching.
+    raw = dumps_exact(
+        {"id": "e", "type": "order.created", "data": served(SimPhase.AWAITING_DEPOSIT)}
+    )
+    assert not parse_kado(raw.encode(), "sig").wake
+
+
 @pytest.mark.parametrize(
     "data",
     [
