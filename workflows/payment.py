@@ -21,9 +21,10 @@ How an order workflow uses it (see tests/workflows/test_payment_child.py)::
 - `outcome.status`: confirmed | reverted | rejected (before any nonce; `rejection_code`, `reason`,
   `nonce_reserved` False) | cancelled (before signing) | nonce_conflict | transfer_mismatch
   (`needs_attention` for the last three and reverted).
-- "A tx may exist" from the moment the nonce is reserved: the parent's `progress_signal` handler
-  receives a `PaymentProgress` with `tx_may_exist=True` then (and on each new hash / attention);
-  a client can query `state` (PaymentState) for the same.
+- The parent's `progress_signal` handler receives a `PaymentProgress` when the payment's attention
+  flag is raised, changes or clears (patch `quiet-progress`; runs before it also sent one when the
+  nonce was reserved, "a tx may exist", and on each new hash). A client can query `state`
+  (PaymentState) for every step.
 - Cancelling the child before a nonce is reserved ends it as `cancelled`; after that a
   cancellation is ignored and the payment runs to its outcome.
 """
@@ -95,6 +96,9 @@ _PATCH_NONCE_BY_SIGNAL = "nonce-by-signal"
 # Told the wallet's queue is full, wait to be called back (NonceAnswer.call_back) instead of
 # backing off alone (30 s doubling to an hour: the queue could stand empty meanwhile).
 _PATCH_CALL_BACK = "payment-call-back"
+# The parent hears only what it acts on: attention raised, changed or cleared (its outcome carries
+# the nonce, the hashes and the wallet). It heard every step before: 2 billed signals per payment.
+_PATCH_QUIET_PROGRESS = "quiet-progress"
 # Ask the entity again only after this long without an answer (an operator reset it, ...).
 _REASK_AFTER = timedelta(hours=1)
 _QUICK_REBROADCASTS = 3
@@ -411,6 +415,8 @@ class PaymentWorkflow:
         self._answer: NonceAnswer | None = None
         self._settled: ReservationStatus | None = None
         self._settled_hashes: list[str] = []
+        # (needs_attention, attention_reason) as the parent last heard it (quiet-progress).
+        self._parent_heard: tuple[bool, str | None] = (False, None)
 
     @workflow.signal(
         name=names.NONCE_ANSWER_SIGNAL, description="The hot wallet's answer to request_nonce"
@@ -783,6 +789,11 @@ class PaymentWorkflow:
         if not name or parent is None:
             return
         state = self.state
+        attention = (state.needs_attention, state.attention_reason)
+        if workflow.patched(_PATCH_QUIET_PROGRESS):
+            if attention == self._parent_heard:
+                return
+            self._parent_heard = attention
         latest = state.attempts[-1] if state.attempts else None
         progress = PaymentProgress(
             payment_id=state.payment_id,

@@ -135,7 +135,11 @@ class ProviderAdapter(Protocol):
         initial_interval_seconds: float,
         max_interval_seconds: float,
         attempt_seconds: float = 0.0,
-    ) -> BaseModel: ...
+        until_final: bool = False,
+    ) -> BaseModel:
+        """`until_final`: end the wait only for an ending (or a status a person must be called
+        for), not for the provider's steps in between."""
+        ...
 
     def client_from_settings(self, settings: Any) -> ProviderClient:
         """The provider's HTTP client (imported lazily: adapters are imported by workflows)."""

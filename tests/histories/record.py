@@ -35,7 +35,13 @@ from offramp.devstack.chain import (
     mint,
     token_contract,
 )
-from offramp.orders.models import Decision, SellOrderResult, SellOrderState, Stage
+from offramp.orders.models import (
+    Decision,
+    SellOrderResult,
+    SellOrderState,
+    Stage,
+    order_payment_id,
+)
 from offramp.simulator.admin import SimulatorAdmin
 from offramp.simulator.faults import FaultConfig, MalformedKind
 from tests.dev_server import dev_server
@@ -261,6 +267,12 @@ async def sparse_upserts_not_ready(ctx: Ctx) -> WorkflowHandle[Any, SellOrderRes
     return await not_ready_then_happy(ctx)
 
 
+async def quiet_progress_happy(ctx: Ctx) -> WorkflowHandle[Any, SellOrderResult]:
+    """A happy order whose payment sends it no progress (quiet-progress) and whose tracking
+    waits once (`until_final`); its payment child is recorded too."""
+    return await token_happy(ctx)
+
+
 async def poll_now_storm(ctx: Ctx) -> WorkflowHandle[Any, SellOrderResult]:
     """poll_now storms while waiting with hour-long polls: wakes inside the 2 s gap are
     deferred to its end (deferred-poll-now timers); then wakes carry it to settled."""
@@ -315,7 +327,10 @@ SCENARIOS: dict[str, tuple[Scenario, Stage]] = {
     # Issue 9 (cost): search attributes only for what a list filter needs at once.
     "sparse_upserts_happy": (sparse_upserts_happy, Stage.SETTLED),
     "sparse_upserts_not_ready": (sparse_upserts_not_ready, Stage.SETTLED),
+    "quiet_progress_happy": (quiet_progress_happy, Stage.SETTLED),
 }
+# Scenarios whose payment child is recorded too (tests/histories/payments/<name>.json).
+CHILD_HISTORIES: dict[str, str] = {"quiet_progress_happy": "payment_quiet_progress"}
 
 
 async def record(out_dir: Path = HISTORIES_DIR, only: set[str] | None = None) -> list[Path]:
@@ -346,6 +361,13 @@ async def record(out_dir: Path = HISTORIES_DIR, only: set[str] | None = None) ->
                     path.write_text(history.to_json() + "\n")
                     written.append(path)
                     print(f"{name}: {result.outcome.value}, {len(history.events)} events")
+                    if name in CHILD_HISTORIES:
+                        payment_id = order_payment_id("kado", result.order_id)
+                        child = env.client.get_workflow_handle(payment_workflow_id(payment_id))
+                        path = out_dir / "payments" / f"{CHILD_HISTORIES[name]}.json"
+                        path.write_text((await child.fetch_history()).to_json() + "\n")
+                        written.append(path)
+                        print(f"{CHILD_HISTORIES[name]}: the payment child")
     return written
 
 

@@ -77,6 +77,7 @@ PATCHED_PATHS = {
     "malformed_until_deadline": "retry-malformed-after-payment",
     "sparse_upserts_happy": "sparse-upserts",
     "sparse_upserts_not_ready": "sparse-upserts",
+    "quiet_progress_happy": "sparse-upserts",
 }
 
 

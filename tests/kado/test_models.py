@@ -303,6 +303,17 @@ def test_wait_input_change_rules_and_backoff() -> None:
     assert follow.changed(settled)
     pending = order_from_data(data_with(transferStatus="pending"))
     assert not follow.changed(pending)
+    # Following a paid order: the steps in between end no wait; an ending or `unknown` does.
+    paid = WaitForOrderChangeInput(
+        order_id="x", last_transfer_status=TransferStatus.UNINITIATED, until_final=True
+    )
+    unknown = order_from_data(data_with(transferStatus="unknown"))
+    assert not paid.changed(pending) and paid.changed(settled) and paid.changed(unknown)
+    assert WaitForOrderChangeInput(
+        order_id="x", last_transfer_status=TransferStatus.UNINITIATED
+    ).changed(pending)  # without it, as before
+    was_unknown = paid.model_copy(update={"last_transfer_status": TransferStatus.UNKNOWN})
+    assert was_unknown.changed(pending)  # back from unknown: the workflow drops its alarm
     policy = WaitForOrderChangeInput(
         order_id="x", initial_interval_seconds=2, max_interval_seconds=10, backoff=2
     )

@@ -16,9 +16,9 @@ from tests.e2e.happy_bill import FIXED_BILL
 DAY = 86_400.0
 # Measured in tests/e2e/test_cost.py: the order, its payment child, the fetch and the check.
 FIXED_ACTIONS = FIXED_BILL
-# A happy order's tracking waits twice (pending, then processing): the slow one is billed from
-# the schedule, the quick one 1 attempt.
-OTHER_WAITS = 1
+# A happy order's tracking waits once (`until_final`: the provider's steps between our payment
+# and its ending end no wait; it waited twice before, the quick first wait 1 attempt).
+OTHER_WAITS = 0
 
 # Without webhooks: adaptive from 5 s up to 5 minutes; one billed attempt per hour of waiting.
 POLLING = WaitForOrderChangeInput(
@@ -54,9 +54,9 @@ def test_a_day_without_webhooks_is_at_most_60_actions_and_300_provider_calls() -
 def test_with_webhooks_the_wait_costs_a_few_attempts_at_any_settlement_time(
     settles_in: float,
 ) -> None:
-    # Each of the two status changes is announced by a webhook.
+    # One wake: the receiver wakes the order only for what it acts on (here: settled).
     assert wait_bill(WEBHOOKS, settles_in).attempts <= 5
-    assert order_actions(WEBHOOKS, settles_in, wakes=2) <= 32
+    assert order_actions(WEBHOOKS, settles_in, wakes=1) <= (20 if settles_in <= 3600 else 24)
     assert wait_bill(WEBHOOKS, settles_in).polls <= 110
 
 

@@ -70,8 +70,16 @@ def kado_event(order_id: str, data: dict[str, Any] | None = None) -> dict[str, A
 
 
 @pytest.fixture
-async def hooks(dev_env: WorkflowEnvironment) -> AsyncIterator[RunningReceiver]:
-    secret = SecretStr(secrets.token_hex(16))
+def webhook_secret() -> SecretStr:
+    """The receiver's secret for both routes (a module whose simulator signs overrides it)."""
+    return SecretStr(secrets.token_hex(16))
+
+
+@pytest.fixture
+async def hooks(
+    dev_env: WorkflowEnvironment, webhook_secret: SecretStr
+) -> AsyncIterator[RunningReceiver]:
+    secret = webhook_secret
     settings = WebhookSettings(
         max_body_bytes=MAX_BODY, order_gap_seconds=0, kado_secret=secret, kidapay_secret=secret
     )

@@ -95,10 +95,10 @@ async def test_order_runs_the_payment_as_a_child(
     finally:
         await runtime.aclose()
     assert paid.outcome.status is PaymentStatus.CONFIRMED
-    assert paid.progress and paid.progress[0].tx_may_exist and paid.progress[0].nonce_reserved
-    assert paid.progress[-1].tx_hashes == [paid.outcome.tx_hash]
-    assert paid.progress[-1].tx_hash == paid.outcome.tx_hash
-    assert paid.progress[-1].max_fee_per_gas
+    # quiet-progress: a payment that never needs a person tells its parent nothing on the way
+    # (each signal is billed); its outcome says it all.
+    assert paid.progress == []
+    assert paid.outcome.tx_hashes == [paid.outcome.tx_hash] and paid.outcome.nonce is not None
     assert chain.token_balance(recipient) == 3_500_000
     assert rejected.outcome.status is PaymentStatus.REJECTED
     assert not rejected.outcome.nonce_reserved and rejected.progress == []

@@ -31,3 +31,6 @@ PATCH_COMBINED_UPSERTS: Final = "combined-upserts"
 # along with the next such upsert; the live details show them at once. (Combined-upserts sent
 # one command per workflow task that changed anything: 6 for a happy order, now 3.)
 PATCH_SPARSE_UPSERTS: Final = "sparse-upserts"
+# The payment reports progress only for attention (quiet-progress): the wallet that paid comes
+# from its outcome (the HotWallet search attribute, when a pool's other wallet paid).
+PATCH_WALLET_FROM_OUTCOME: Final = "wallet-from-outcome"

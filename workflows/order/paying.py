@@ -12,6 +12,7 @@ from temporalio.exceptions import ActivityError, ChildWorkflowError, WorkflowAlr
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from offramp import search_attributes as sa
     from offramp.chain import names as chain_names
     from offramp.chain.models import (
         PaymentOutcome,
@@ -29,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
     )
 
 from workflows.order.failures import failure_type, workflow_cancel
-from workflows.order.patches import PATCH_WORKFLOW_CANCEL
+from workflows.order.patches import PATCH_WALLET_FROM_OUTCOME, PATCH_WORKFLOW_CANCEL
 from workflows.order.state import OrderState
 
 # The payment child is idempotent by payment id (the hot wallet hands one nonce per id), so a
@@ -58,6 +59,7 @@ class OrderPayment(OrderState):
 
     def _conclude_payment(self, outcome: PaymentOutcome) -> bool:
         """Record the payment's outcome; True when it confirmed (the order is then followed)."""
+        self._wallet_that_paid(outcome)
         self._record_payment(outcome)
         if outcome.status is PaymentStatus.CONFIRMED:
             self._set_stage(Stage.TRACKING, f"confirmed in block {outcome.block_number}")
@@ -76,6 +78,18 @@ class OrderPayment(OrderState):
             self._attention(f"payment ended {outcome.status.value}: {outcome.reason}")
             self._set_stage(Stage.UNRESOLVED, outcome.reason or outcome.status.value)
         return False
+
+    def _wallet_that_paid(self, outcome: PaymentOutcome) -> None:
+        """A pool's other wallet reserved: the order shows it (its progress no longer says so).
+        The condition comes first: a run whose planned wallet paid carries no patch marker."""
+        plan = self._state.plan
+        wallet = outcome.hot_wallet
+        if plan is None or not wallet or wallet == plan.hot_wallet:
+            return
+        if not workflow.patched(PATCH_WALLET_FROM_OUTCOME):
+            return
+        self._state.plan = plan.model_copy(update={"hot_wallet": wallet})
+        self._upsert(sa.HOT_WALLET.value_set(wallet))
 
     async def _start_payment(self, plan: PaymentPlan, payment_id: str) -> PaymentOutcome | None:
         workflow_id = payment_workflow_id(payment_id)

@@ -132,7 +132,10 @@ class ProviderWaits(OrderState):
                     workflow.execute_activity(
                         self._adapter.activities.wait_for_order_change,
                         self._wait_input(
-                            await_ready=False, last=last, retry_malformed=retry_malformed
+                            await_ready=False,
+                            last=last,
+                            retry_malformed=retry_malformed,
+                            until_final=True,
                         ),
                         result_type=self._adapter.order_model,
                         start_to_close_timeout=self._wait_call_timeout(),
@@ -199,7 +202,12 @@ class ProviderWaits(OrderState):
         self._reject(*rejection_reason(self._adapter, err))
 
     def _wait_input(
-        self, *, await_ready: bool, last: str | None, retry_malformed: bool = False
+        self,
+        *,
+        await_ready: bool,
+        last: str | None,
+        retry_malformed: bool = False,
+        until_final: bool = False,
     ) -> BaseModel:
         return self._adapter.wait_input(
             order_id=self._input.order_id,
@@ -209,6 +217,7 @@ class ProviderWaits(OrderState):
             initial_interval_seconds=self._input.poll_initial_interval.total_seconds(),
             max_interval_seconds=self._poll_cap().total_seconds(),
             attempt_seconds=self._input.wait_attempt.total_seconds(),
+            until_final=until_final,
         )
 
     def _poll_cap(self) -> timedelta:

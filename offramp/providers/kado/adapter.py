@@ -142,6 +142,7 @@ class KadoAdapter:
         initial_interval_seconds: float,
         max_interval_seconds: float,
         attempt_seconds: float = 0.0,
+        until_final: bool = False,
     ) -> WaitForOrderChangeInput:
         return WaitForOrderChangeInput(
             order_id=order_id,
@@ -151,6 +152,7 @@ class KadoAdapter:
             initial_interval_seconds=initial_interval_seconds,
             max_interval_seconds=max_interval_seconds,
             attempt_seconds=attempt_seconds,
+            until_final=until_final,
         )
 
     def client_from_settings(self, settings: Any) -> ProviderClient:

@@ -447,6 +447,10 @@ class WaitForOrderChangeInput(BaseModel):
     - `transfer_status` differs from `last_transfer_status`, or
     - the order is terminal (settled or failed).
 
+    `until_final` (following a paid order): only a terminal status, or a move to or from
+    `unknown` (a person is called after a while in it), ends the wait; the steps between
+    (`uninitiated` → `pending`) need nothing of the workflow, and each ending is a billed attempt.
+
     `retry_malformed`: a malformed provider answer is retried like a transient error (after the
     next poll delay) instead of failing the wait; the workflow sets it after payment.
 
@@ -465,16 +469,21 @@ class WaitForOrderChangeInput(BaseModel):
     retry_malformed: bool = False
     # > 0: one attempt polls inside (sleeping between polls) for up to this long.
     attempt_seconds: float = Field(default=0.0, ge=0)
+    until_final: bool = False
 
     def changed(self, order: KadoOrder) -> bool:
         if self.await_ready and order.is_ready_for_deposit:
             return True
         if order.is_terminal:
             return True
-        return (
+        moved = (
             self.last_transfer_status is not None
             and order.transfer_status is not self.last_transfer_status
         )
+        if moved and self.until_final:
+            unknown = TransferStatus.UNKNOWN
+            return unknown in (order.transfer_status, self.last_transfer_status)
+        return moved
 
     def delay_seconds(self, attempt: int) -> float:
         exponent = max(0, min(attempt - 1, 64))

@@ -40,6 +40,7 @@ def test_the_required_scenarios_are_recorded() -> None:
         "hot_wallet_carried",
         "hot_wallet_call_back",  # record_call_back.py: payments waitlisted and called back
         "payment_called_back",
+        "payment_quiet_progress",  # tests/histories/record.py: a child of a happy order
     } <= SCENARIOS
 
 
@@ -80,6 +81,7 @@ def test_the_bounded_history_took_the_patched_branch() -> None:
     [
         ("hot_wallet_call_back", "hot-wallet-call-back"),
         ("payment_called_back", "payment-call-back"),
+        ("payment_quiet_progress", "quiet-progress"),
     ],
 )
 def test_the_call_back_histories_took_their_patch(name: str, patch: str) -> None:
@@ -99,3 +101,17 @@ def test_the_call_back_histories_took_their_patch(name: str, patch: str) -> None
             and e.activity_task_scheduled_event_attributes.activity_type.name == "request_nonce"
         ]
         assert len(asks) >= 2, len(asks)
+
+
+def test_a_quiet_payment_signalled_only_its_wallet() -> None:
+    """quiet-progress: a happy child payment sends its order nothing; its signals go to the
+    hot-wallet entity only."""
+    history = load(Path(__file__).parent / "payment_quiet_progress.json")
+    targets = [
+        e.signal_external_workflow_execution_initiated_event_attributes.workflow_execution.workflow_id
+        for e in history.events
+        if e.HasField("signal_external_workflow_execution_initiated_event_attributes")
+    ]
+    started = history.events[0].workflow_execution_started_event_attributes
+    assert started.parent_workflow_execution.workflow_id  # it ran as a child of an order
+    assert targets and all(t.startswith("hot-wallet") for t in targets), targets
