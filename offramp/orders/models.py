@@ -51,7 +51,11 @@ def order_payment_id(provider: str, order_id: str) -> str:
 # Fields written only when they differ from the old behaviour, so an input an old worker could
 # run is one it can decode (`extra="forbid"`) during a rolling deploy, and Kado's payloads stay
 # as they were before providers existed.
-_OMITTED_AT_DEFAULT: Final = {"provider": DEFAULT_PROVIDER, "amount_searchable": True}
+_OMITTED_AT_DEFAULT: Final = {
+    "provider": DEFAULT_PROVIDER,
+    "amount_searchable": True,
+    "history_budget": 5_000,
+}
 
 
 def _without_old_defaults(data: Any) -> Any:
@@ -150,6 +154,9 @@ class SellOrderInput(BaseModel):
     # attributes, so they stay plaintext even with encrypted payloads: `start_sell_order` turns
     # this off on a client that encrypts, unless the backend set it (README "Encrypted payloads").
     amount_searchable: bool = True
+    # A run whose history reaches this many events (or that the server says is long) continues
+    # as new, carrying the order (a storm of wakes over days must not grow one history for good).
+    history_budget: int = Field(default=5_000, ge=100, le=40_000)
 
     @model_serializer(mode="wrap")
     def _serialize(self, handler: SerializerFunctionWrapHandler) -> Any:
@@ -343,3 +350,24 @@ class Decision(BaseModel):
 
     operator: str = Field(min_length=1, max_length=200)
     note: str = Field(default="", max_length=1000)
+
+
+class TrackingCarry(BaseModel):
+    """Where the following of a paid order stood when its run continued as new."""
+
+    last_status: str | None = None
+    deadline: datetime
+    unknown_since: datetime | None = None
+
+
+class OrderCarry(BaseModel):
+    """What a run of the order workflow hands the next one at continue-as-new (internal: next to
+    the input as `carry`, never part of the backends' contract). Before payment the next run
+    starts over from the fetch, keeping its deadlines; after payment it goes on following."""
+
+    state: SellOrderState
+    started_at: datetime
+    ready_deadline: datetime
+    tracking: TrackingCarry | None = None
+    attention_from_payment: bool = False
+    runs: int = 1  # runs of this order so far, this one included

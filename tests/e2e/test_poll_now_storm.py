@@ -34,7 +34,7 @@ SLOW_POLL: dict[str, Any] = {
     "poll_max_interval": timedelta(hours=1),
     "ready_timeout": timedelta(hours=3),
 }
-SIGNALS = 200
+SIGNALS = 1_000
 GAP_SECONDS = 2.0
 EVENTS_PER_SIGNAL = 4
 EVENTS_PER_POLL = 12
@@ -45,7 +45,11 @@ async def test_poll_now_storm_is_bounded_and_loses_no_wake(
 ) -> None:
     order_id = await create_sim_order(admin, ready_after_seconds=3600)
     async with engine_worker(dev_env.client, engine_settings(sc, task_queue)):
-        handle = await start_order(dev_env.client, task_queue, order_id, **SLOW_POLL)
+        # One run for the count (a lower budget would continue it as new mid-storm: see
+        # test_continue_as_new.py).
+        handle = await start_order(
+            dev_env.client, task_queue, order_id, history_budget=40_000, **SLOW_POLL
+        )
         await wait_stage(handle, Stage.AWAITING_ORDER)
         events_before = len((await handle.fetch_history()).events)
         polls_before = await admin.requests_for(order_id)

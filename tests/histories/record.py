@@ -45,6 +45,7 @@ from offramp.orders.models import (
 from offramp.simulator.admin import SimulatorAdmin
 from offramp.simulator.faults import FaultConfig, MalformedKind
 from tests.dev_server import dev_server
+from tests.e2e.continuation import run_chain, storm_until_continued, wake_until
 from tests.e2e.support import (
     SellChain,
     create_sim_order,
@@ -273,6 +274,34 @@ async def quiet_progress_happy(ctx: Ctx) -> WorkflowHandle[Any, SellOrderResult]
     return await token_happy(ctx)
 
 
+async def continued_as_new(ctx: Ctx) -> WorkflowHandle[Any, SellOrderResult]:
+    """order-continue-as-new: wake storms with a 150-event budget, while waiting for the order
+    (the next run starts over) and after its payment (the next run goes on following)."""
+    order_id = await create_sim_order(ctx.admin, ready_after_seconds=3600)
+    handle = await start_order(
+        ctx.client,
+        ctx.task_queue,
+        order_id,
+        history_budget=150,
+        poll_initial_interval=timedelta(hours=1),
+        poll_max_interval=timedelta(hours=1),
+        ready_timeout=timedelta(hours=3),
+    )
+    await _wait_stage(handle, Stage.AWAITING_ORDER)
+    await storm_until_continued(handle)
+    await ctx.admin.patch_order(order_id, ready_after_seconds=0, settlement_delay_seconds=3600)
+    await wake_until(handle, lambda state: state.stage is Stage.TRACKING)
+    await storm_until_continued(handle)
+    settled = {
+        "transferStatus": "settled",
+        "providerDisbursementStatus": "completed",
+        "machineStatusField": "SETTLED",
+    }
+    await ctx.admin.patch_order(order_id, overrides=settled)
+    await wake_until(handle, lambda state: state.stage.is_terminal)
+    return handle
+
+
 async def poll_now_storm(ctx: Ctx) -> WorkflowHandle[Any, SellOrderResult]:
     """poll_now storms while waiting with hour-long polls: wakes inside the 2 s gap are
     deferred to its end (deferred-poll-now timers); then wakes carry it to settled."""
@@ -328,6 +357,8 @@ SCENARIOS: dict[str, tuple[Scenario, Stage]] = {
     "sparse_upserts_happy": (sparse_upserts_happy, Stage.SETTLED),
     "sparse_upserts_not_ready": (sparse_upserts_not_ready, Stage.SETTLED),
     "quiet_progress_happy": (quiet_progress_happy, Stage.SETTLED),
+    # Every run is written (<name>_run<N>.json), each continue-as-new to the next.
+    "continued_as_new": (continued_as_new, Stage.SETTLED),
 }
 # Scenarios whose payment child is recorded too (tests/histories/payments/<name>.json).
 CHILD_HISTORIES: dict[str, str] = {"quiet_progress_happy": "payment_quiet_progress"}
@@ -356,11 +387,14 @@ async def record(out_dir: Path = HISTORIES_DIR, only: set[str] | None = None) ->
                     result = await handle.result()
                     if result.outcome is not expected:
                         raise SystemExit(f"{name}: ended {result.outcome}, expected {expected}")
-                    history = await handle.fetch_history()
-                    path = out_dir / f"{name}.json"
-                    path.write_text(history.to_json() + "\n")
-                    written.append(path)
-                    print(f"{name}: {result.outcome.value}, {len(history.events)} events")
+                    first_run = handle.first_execution_run_id or handle.run_id or ""
+                    runs = await run_chain(ctx.client, handle.id, first_run)
+                    for number, history in enumerate(runs, start=1):
+                        stem = name if len(runs) == 1 else f"{name}_run{number}"
+                        path = out_dir / f"{stem}.json"
+                        path.write_text(history.to_json() + "\n")
+                        written.append(path)
+                        print(f"{stem}: {result.outcome.value}, {len(history.events)} events")
                     if name in CHILD_HISTORIES:
                         payment_id = order_payment_id("kado", result.order_id)
                         child = env.client.get_workflow_handle(payment_workflow_id(payment_id))

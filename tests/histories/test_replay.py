@@ -78,6 +78,8 @@ PATCHED_PATHS = {
     "sparse_upserts_happy": "sparse-upserts",
     "sparse_upserts_not_ready": "sparse-upserts",
     "quiet_progress_happy": "sparse-upserts",
+    "continued_as_new_run1": "order-continue-as-new",
+    "continued_as_new_run2": "order-continue-as-new",
 }
 
 
@@ -100,3 +102,16 @@ def test_old_histories_predate_the_issue_11_patches() -> None:
     new_ids = set(PATCHED_PATHS.values())
     for name in ("token_happy", "cancelled_before_sending", "unresolved"):
         assert not patch_ids(name) & new_ids
+
+
+def test_the_continued_runs_hand_the_order_on() -> None:
+    """Run 1 (waiting for the order) and run 2 (following the paid order) end in
+    continue-as-new; run 3 starts with the carry of a paid order and ends it."""
+    runs = [history(f"continued_as_new_run{n}") for n in (1, 2, 3)]
+    for run in runs[:2]:
+        assert run.events[-1].HasField("workflow_execution_continued_as_new_event_attributes")
+    started = runs[2].events[0].workflow_execution_started_event_attributes
+    [argument] = started.input.payloads
+    carry = json.loads(argument.data)["carry"]
+    assert carry["tracking"] is not None and carry["runs"] == 2
+    assert runs[2].events[-1].HasField("workflow_execution_completed_event_attributes")

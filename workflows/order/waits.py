@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from offramp.orders.models import Stage
     from offramp.providers import ErrorKind
 
+from workflows.order.continuation import OrderContinuation
 from workflows.order.failures import (
     failure_kind,
     gave_up_waiting,
@@ -33,7 +34,7 @@ from workflows.order.patches import (
     PATCH_RETRY_MALFORMED_AFTER_PAYMENT,
     PATCH_WORKFLOW_CANCEL,
 )
-from workflows.order.state import POLL_NOW_MIN_GAP, OrderState, Seen, remaining
+from workflows.order.state import POLL_NOW_MIN_GAP, Seen, remaining
 
 T = TypeVar("T")
 
@@ -48,7 +49,7 @@ class Interrupted(Exception):
     """A wait ended early: cancel requested or poll_now signalled."""
 
 
-class ProviderWaits(OrderState):
+class ProviderWaits(OrderContinuation):
     def _seen(self, raw: Any) -> Seen:
         seen = Seen(raw, self._adapter.snapshot(raw))
         self._observe(seen.view)
@@ -81,6 +82,7 @@ class ProviderWaits(OrderState):
     async def _await_ready(self, order: Seen) -> Seen | None:
         deadline = self._ready_deadline
         while True:
+            self._continue_if_long()
             try:
                 raw: BaseModel = await self._interruptible(
                     workflow.execute_activity(
@@ -115,13 +117,14 @@ class ProviderWaits(OrderState):
                 return changed
             order = changed
 
-    async def _track(self, order: Seen) -> None:
-        deadline = workflow.now() + self._input.settlement_timeout
-        last = order.view.status
-        unknown_since: datetime | None = None
+    async def _track(
+        self, last: str | None, deadline: datetime, unknown_since: datetime | None = None
+    ) -> None:
+        """Follow a paid order from status `last` until its ending or `deadline`."""
         # A malformed answer is retried inside the wait (no history per retry) until the deadline.
         retry_malformed = workflow.patched(PATCH_RETRY_MALFORMED_AFTER_PAYMENT)
         while True:
+            self._continue_if_long(last_status=last, deadline=deadline, unknown_since=unknown_since)
             alert_at = (
                 unknown_since + self._input.unknown_alert_after
                 if unknown_since is not None and not self._state.needs_attention

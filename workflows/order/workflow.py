@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from offramp.orders.models import (
         CheckResult,
         CheckSellOrderInput,
+        OrderCarry,
         PaymentPlan,
         RejectReason,
         SellOrderInput,
@@ -46,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
     from offramp.providers import adapter
     from offramp.validation import describe as describe_validation_error
 
+from workflows.order.continuation import ContinueOrder, split_carry
 from workflows.order.failures import workflow_cancel
 from workflows.order.handlers import OrderHandlers
 from workflows.order.patches import (
@@ -76,7 +78,9 @@ class SellOrderWorkflow(OrderHandlers, ProviderWaits, OrderPayment):
     @workflow.init
     def __init__(self, input: Any) -> None:
         self._input_error = None
+        carry = None
         try:
+            input, carry = split_carry(input)  # a continued run's carry sits beside the input
             self._input = SellOrderInput.model_validate(input)
         except ValidationError as err:
             self._input_error = describe_validation_error(err)
@@ -101,22 +105,45 @@ class SellOrderWorkflow(OrderHandlers, ProviderWaits, OrderPayment):
         self._attention_from_payment = False
         self._pending_upserts = {}
         self._flush_scheduled = False
+        self._carry = carry
+        self._runs = 1
+        if carry is not None:
+            self._resume(carry)
+
+    def _resume(self, carry: OrderCarry) -> None:
+        """A continued run: the order as the last run left it."""
+        self._state = carry.state
+        self._started_at = carry.started_at
+        self._ready_deadline = carry.ready_deadline
+        self._attention_from_payment = carry.attention_from_payment
+        self._runs = carry.runs + 1
 
     @workflow.run
     async def run(self, input: Any) -> SellOrderResult:
         try:
             return await self._run()
+        except ContinueOrder as long:
+            await self._continue_as_new(long.tracking)
+            raise  # not reached: continue_as_new raises
         finally:
             self._flush_upserts()  # before the workflow's ending, the last command
 
     async def _run(self) -> SellOrderResult:
-        order_metrics.order_received(self._adapter.name)
+        if self._carry is None:
+            order_metrics.order_received(self._adapter.name)
         if self._input_error is not None:
             raise ApplicationError(
                 f"invalid input: {self._input_error}",
                 type="InvalidSellOrderInput",
                 non_retryable=True,
             )
+        if self._carry is not None and self._carry.tracking is not None:
+            # Paid already: back to following it, exactly where the last run stood.
+            tracking = self._carry.tracking
+            await self._shielded(
+                self._track(tracking.last_status, tracking.deadline, tracking.unknown_since)
+            )
+            return self._finish()
         try:
             payable = await self._until_payable()
         except (Exception, asyncio.CancelledError) as err:
@@ -221,7 +248,7 @@ class SellOrderWorkflow(OrderHandlers, ProviderWaits, OrderPayment):
 
     async def _conclude_and_track(self, outcome: PaymentOutcome, order: Seen) -> None:
         if self._conclude_payment(outcome):
-            await self._track(order)
+            await self._track(order.view.status, workflow.now() + self._input.settlement_timeout)
 
     async def _recheck(self, approved: PaymentPlan) -> tuple[Seen, PaymentPlan] | None:
         order = await self._fetch_order()
