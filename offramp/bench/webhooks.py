@@ -63,7 +63,8 @@ def _event(order_id: str) -> bytes:
         "id": f"evt-{uuid.uuid4()}",
         "resource": "order",
         "type": "order.updated",
-        "data": {"id": order_id, "transferStatus": "pending"},
+        # A status the receiver wakes for (it answers the in-between ones `noted`, no wake).
+        "data": {"id": order_id, "transferStatus": "settled"},
     }
     return json.dumps(payload).encode()
 
