@@ -35,6 +35,20 @@ FAST_POLL: dict[str, Any] = {
     "poll_initial_interval": timedelta(milliseconds=200),
     "poll_max_interval": timedelta(seconds=1),
 }
+# Hour-long polls: within a test only a wake (poll_now) makes the workflow ask the provider again.
+HOUR_POLLS: dict[str, Any] = {
+    "poll_initial_interval": timedelta(hours=1),
+    "poll_max_interval": timedelta(hours=1),
+    "ready_timeout": timedelta(hours=3),
+}
+# Woken by webhooks: hour-long safety polls in 6-hour wait attempts (one attempt per wait).
+WEBHOOK_WOKEN: dict[str, Any] = {
+    "webhooks": True,
+    "safety_poll_interval": timedelta(hours=1),
+    "poll_initial_interval": timedelta(hours=1),
+    "wait_attempt": timedelta(hours=6),
+    "ready_timeout": timedelta(hours=3),
+}
 
 
 @dataclass

@@ -4,14 +4,13 @@ once and settles, with its start time and deadlines kept."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from temporalio.testing import WorkflowEnvironment
 
 from offramp.orders.models import SellOrderState, Stage
 from offramp.simulator.admin import SimulatorAdmin
 from tests.e2e.continuation import current_run, run_chain, storm_until_continued, wake_until
 from tests.e2e.support import (
+    HOUR_POLLS,
     SellChain,
     create_sim_order,
     engine_settings,
@@ -38,9 +37,7 @@ async def test_a_long_lived_order_continues_as_new_and_is_paid_once(
             task_queue,
             order_id,
             history_budget=BUDGET,
-            poll_initial_interval=timedelta(hours=1),
-            poll_max_interval=timedelta(hours=1),
-            ready_timeout=timedelta(hours=3),
+            **HOUR_POLLS,
         )
         first = await wait_stage(handle, Stage.AWAITING_ORDER)
         started_at = first.timeline[0].at

@@ -18,6 +18,7 @@ from offramp.simulator.admin import SimulatorAdmin
 from tests.e2e.billing import billed_actions, event_counts
 from tests.e2e.happy_bill import EXPECTED_ORDER_FIXED, EXPECTED_PAYMENT, FIXED_BILL, order_bill
 from tests.e2e.support import (
+    WEBHOOK_WOKEN,
     SellChain,
     create_sim_order,
     engine_settings,
@@ -151,11 +152,7 @@ async def test_with_webhooks_an_order_is_billed_the_same_at_any_settlement_time(
             dev_env.client,
             task_queue,
             order_id,
-            webhooks=True,
-            safety_poll_interval=timedelta(hours=1),
-            poll_initial_interval=timedelta(hours=1),
-            wait_attempt=timedelta(hours=6),
-            ready_timeout=timedelta(hours=3),
+            **WEBHOOK_WOKEN,
         )
         async with asyncio.timeout(120):
             # A webhook every 3 s (past the 2 s poll_now gap) until settled.

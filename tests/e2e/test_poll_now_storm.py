@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import timedelta
-from typing import Any
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
@@ -20,6 +18,7 @@ from offramp.orders.models import Stage
 from offramp.orders.names import CHECK_SELL_ORDER_ACTIVITY
 from offramp.simulator.admin import SimulatorAdmin
 from tests.e2e.support import (
+    HOUR_POLLS,
     SellChain,
     create_sim_order,
     engine_settings,
@@ -28,12 +27,6 @@ from tests.e2e.support import (
     wait_stage,
 )
 
-# Hour-long polls: within the test only a wake makes the workflow ask the provider again.
-SLOW_POLL: dict[str, Any] = {
-    "poll_initial_interval": timedelta(hours=1),
-    "poll_max_interval": timedelta(hours=1),
-    "ready_timeout": timedelta(hours=3),
-}
 SIGNALS = 1_000
 GAP_SECONDS = 2.0
 EVENTS_PER_SIGNAL = 4
@@ -48,7 +41,7 @@ async def test_poll_now_storm_is_bounded_and_loses_no_wake(
         # One run for the count (a lower budget would continue it as new mid-storm: see
         # test_continue_as_new.py).
         handle = await start_order(
-            dev_env.client, task_queue, order_id, history_budget=40_000, **SLOW_POLL
+            dev_env.client, task_queue, order_id, history_budget=40_000, **HOUR_POLLS
         )
         await wait_stage(handle, Stage.AWAITING_ORDER)
         events_before = len((await handle.fetch_history()).events)

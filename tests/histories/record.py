@@ -47,6 +47,7 @@ from offramp.simulator.faults import FaultConfig, MalformedKind
 from tests.dev_server import dev_server
 from tests.e2e.continuation import run_chain, storm_until_continued, wake_until
 from tests.e2e.support import (
+    HOUR_POLLS,
     SellChain,
     create_sim_order,
     engine_settings,
@@ -283,9 +284,7 @@ async def continued_as_new(ctx: Ctx) -> WorkflowHandle[Any, SellOrderResult]:
         ctx.task_queue,
         order_id,
         history_budget=150,
-        poll_initial_interval=timedelta(hours=1),
-        poll_max_interval=timedelta(hours=1),
-        ready_timeout=timedelta(hours=3),
+        **HOUR_POLLS,
     )
     await _wait_stage(handle, Stage.AWAITING_ORDER)
     await storm_until_continued(handle)
@@ -310,9 +309,7 @@ async def poll_now_storm(ctx: Ctx) -> WorkflowHandle[Any, SellOrderResult]:
         ctx.client,
         ctx.task_queue,
         order_id,
-        poll_initial_interval=timedelta(hours=1),
-        poll_max_interval=timedelta(hours=1),
-        ready_timeout=timedelta(hours=3),
+        **HOUR_POLLS,
     )
     await _wait_stage(handle, Stage.AWAITING_ORDER)
     await asyncio.gather(*(handle.signal("poll_now") for _ in range(30)))

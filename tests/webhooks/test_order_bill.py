@@ -9,7 +9,6 @@ import asyncio
 import os
 import secrets
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,7 @@ from tests.conftest import SIMULATOR_TEST_ARGS
 from tests.e2e.billing import billed_actions
 from tests.e2e.happy_bill import order_bill
 from tests.e2e.support import (
+    WEBHOOK_WOKEN,
     SellChain,
     create_sim_order,
     engine_settings,
@@ -79,11 +79,7 @@ async def test_a_happy_order_woken_by_webhooks_costs_at_most_20_actions(
             dev_env.client,
             task_queue,
             order_id,
-            webhooks=True,
-            safety_poll_interval=timedelta(hours=1),
-            poll_initial_interval=timedelta(hours=1),
-            wait_attempt=timedelta(hours=6),
-            ready_timeout=timedelta(hours=3),
+            **WEBHOOK_WOKEN,
         )
         # Without a webhook the order would sit an hour in its tracking wait.
         async with asyncio.timeout(SETTLE_SECONDS + 120):

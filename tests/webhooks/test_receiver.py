@@ -8,7 +8,6 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -23,6 +22,7 @@ from offramp.orders.names import POLL_NOW_SIGNAL
 from offramp.simulator.admin import SimulatorAdmin
 from offramp.webhooks.signatures import KADO_SIGNATURE_HEADER, KADO_TIMESTAMP_HEADER, sign_kado
 from tests.e2e.support import (
+    HOUR_POLLS,
     SellChain,
     create_sim_order,
     engine_settings,
@@ -33,12 +33,6 @@ from tests.e2e.support import (
 )
 from tests.webhooks.conftest import MAX_BODY, RunningReceiver, kado_event
 
-# Hour-long polls: within a test only a wake makes the workflow ask the provider again.
-SLOW_POLL: dict[str, Any] = {
-    "poll_initial_interval": timedelta(hours=1),
-    "poll_max_interval": timedelta(hours=1),
-    "ready_timeout": timedelta(hours=3),
-}
 CANCEL_REQUESTED = PendingActivityState.PENDING_ACTIVITY_STATE_CANCEL_REQUESTED
 # The workflow ignores poll_now within 2 s of starting a poll (POLL_NOW_MIN_GAP): a wake that must
 # be acted on is sent once the current poll is older than this.
@@ -92,7 +86,7 @@ async def start_waiting_order(
     dev_env: WorkflowEnvironment, admin: SimulatorAdmin, task_queue: str
 ) -> tuple[str, WorkflowHandle[Any, Any]]:
     order_id = await create_sim_order(admin, ready_after_seconds=3600)
-    handle = await start_order(dev_env.client, task_queue, order_id, **SLOW_POLL)
+    handle = await start_order(dev_env.client, task_queue, order_id, **HOUR_POLLS)
     await wait_stage(handle, Stage.AWAITING_ORDER)
     return order_id, handle
 

@@ -16,7 +16,7 @@ from typing import Any, Final
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from offramp.orders.models import OrderCarry, TimelineEntry, TrackingCarry
+    from offramp.orders.models import OrderCarry, SellOrderState, TimelineEntry, TrackingCarry
 
 from workflows.order.patches import PATCH_CONTINUE_AS_NEW
 from workflows.order.state import OrderState
@@ -76,7 +76,7 @@ class OrderContinuation(OrderState):
         self._flush_upserts()
         workflow.continue_as_new(continued_input(self._input.model_dump(mode="json"), carry))
 
-    def _carried_state(self) -> Any:
+    def _carried_state(self) -> SellOrderState:
         state = self._state.model_copy(deep=True)
         if len(state.timeline) > TIMELINE_KEPT:
             dropped = len(state.timeline) - TIMELINE_KEPT + 1
